@@ -1,0 +1,42 @@
+// Package secret holds values that must never reach a log, a status file or
+// an error message: passwords and the like.
+package secret
+
+import (
+	"fmt"
+	"log/slog"
+)
+
+// String is a secret text. Every formatting path prints a mask; only Reveal
+// gives the real value, so a leak needs an explicit call.
+type String string
+
+const mask = "********"
+
+// Reveal returns the secret itself, for the code that must put it on the wire.
+func (s String) Reveal() string { return string(s) }
+
+// IsZero reports whether no secret is set.
+func (s String) IsZero() bool { return s == "" }
+
+// String implements fmt.Stringer with a mask.
+func (s String) String() string {
+	if s == "" {
+		return ""
+	}
+	return mask
+}
+
+// GoString keeps %#v from printing the value.
+func (s String) GoString() string { return fmt.Sprintf("secret.String(%q)", s.String()) }
+
+// Format covers every verb, %q and %x included.
+func (s String) Format(f fmt.State, verb rune) {
+	_, _ = f.Write([]byte(s.String()))
+}
+
+// MarshalText masks the value in JSON, XML and similar encodings.
+func (s String) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// LogValue masks the value for log/slog.
+func (s String) LogValue() slog.Value { return slog.StringValue(s.String()) }

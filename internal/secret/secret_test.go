@@ -1,0 +1,38 @@
+package secret
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+func TestNeverPrinted(t *testing.T) {
+	s := String("hunter2")
+	type wrap struct{ P String }
+	outs := []string{
+		fmt.Sprint(s), fmt.Sprintf("%v %s %q %x %#v %+v", s, s, s, s, s, wrap{s}),
+		fmt.Sprintf("%#v", wrap{s}),
+	}
+	b, err := json.Marshal(wrap{s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs = append(outs, string(b))
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("x", "pw", s)
+	outs = append(outs, buf.String())
+	for _, o := range outs {
+		if strings.Contains(o, "hunter2") || strings.Contains(o, fmt.Sprintf("%x", "hunter2")) {
+			t.Errorf("secret leaked: %s", o)
+		}
+	}
+	if s.Reveal() != "hunter2" {
+		t.Fatal("Reveal lost the value")
+	}
+	if String("").String() != "" {
+		t.Fatal("empty secret should print empty")
+	}
+}

@@ -1,0 +1,95 @@
+package tsp
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/jsklein/gogoc/internal/secret"
+)
+
+// TunnelType is a TSP tunnel type as written on the wire.
+type TunnelType string
+
+// Tunnel types (spec §4.1). V6AnyV4 is only a request; offers are concrete.
+const (
+	V6V4    TunnelType = "v6v4"
+	V6UDPV4 TunnelType = "v6udpv4"
+	V6AnyV4 TunnelType = "v6anyv4"
+	V4V6    TunnelType = "v4v6"
+)
+
+// AuthMethod is the configured auth_method.
+type AuthMethod string
+
+// Authentication methods (spec §3.1).
+const (
+	AuthAny       AuthMethod = "any"
+	AuthAnonymous AuthMethod = "anonymous"
+	AuthPlain     AuthMethod = "plain"
+	AuthDigestMD5 AuthMethod = "digest-md5"
+	AuthPassDSS   AuthMethod = "passdss-3des-1"
+)
+
+// Credentials authenticate one session.
+type Credentials struct {
+	Method   AuthMethod
+	UserID   string
+	Password secret.String
+	// Server is the broker string as configured or redirected; DIGEST-MD5
+	// puts it in digest-uri ("tsp/" + Server) exactly as given.
+	Server string
+}
+
+// Request is what the client asks for (spec §4.1).
+type Request struct {
+	Type TunnelType
+	// ClientV4 is the declared IPv4 endpoint; the zero value means "auto":
+	// the transport's local address is used.
+	ClientV4 netip.Addr
+	// ClientV6 likewise for v4v6.
+	ClientV6          netip.Addr
+	Proxy             bool
+	Keepalive         bool
+	KeepaliveInterval int // seconds, the client's suggestion
+	Router            bool
+	PrefixLen         int      // requested delegation length (router only)
+	DNSServers        []string // reverse-delegation name servers (router only)
+}
+
+// Offer is a validated tunnel offer (the broker's "info" reply). Every field
+// has been checked for family and range before a caller sees it.
+type Offer struct {
+	Type     TunnelType    `json:"type"`
+	Lifetime time.Duration `json:"lifetime"` // 0 when the broker gave none
+	MTU      int           `json:"mtu,omitempty"`
+
+	ServerV4 netip.Addr `json:"server_ipv4"`
+	ServerV6 netip.Addr `json:"server_ipv6"`
+	ClientV4 netip.Addr `json:"client_ipv4"`
+	ClientV6 netip.Addr `json:"client_ipv6"`
+
+	ClientDNSName string       `json:"client_dns_name,omitempty"`
+	DNSServers    []netip.Addr `json:"dns_servers,omitempty"`
+
+	// Prefix is the delegated prefix, masked to its length; invalid when none.
+	Prefix netip.Prefix `json:"prefix"`
+
+	// KeepaliveInterval is authoritative (spec §6); 0 disables keepalive.
+	KeepaliveInterval time.Duration `json:"keepalive_interval"`
+	KeepaliveAddr     netip.Addr    `json:"keepalive_address"`
+}
+
+// Broker is one entry of a redirect or broker list.
+type Broker struct {
+	Kind    string // "ipv4", "ipv6" or "dn"
+	Address string
+}
+
+// ServerString renders the entry as a server string: IPv6 literals in
+// brackets so that a port can follow (spec §14).
+func (b Broker) ServerString() string {
+	if b.Kind == "ipv6" {
+		return "[" + b.Address + "]"
+	}
+	return b.Address
+}
