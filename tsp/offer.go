@@ -1,0 +1,383 @@
+package tsp
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Bounds on broker-provided values. Anything outside is refused rather than
+// handed to the data plane.
+const (
+	maxKeepaliveInterval = 86400
+	maxLifetime          = 1 << 31
+	maxBrokers           = 50  // spec §5.5
+	maxBrokerAddr        = 254 // spec §5.5
+	maxDNSServers        = 8
+	maxXMLDepth          = 8
+)
+
+type xmlAddr struct {
+	Type  string `xml:"type,attr"`
+	Value string `xml:",chardata"`
+}
+
+type xmlAddrList struct {
+	Addrs []xmlAddr `xml:"address"`
+}
+
+// xmlTunnel covers both the offer (§5.1) and the redirect payload (§5.5).
+// Unknown elements are skipped by encoding/xml, as the old parser did.
+type xmlTunnel struct {
+	XMLName  xml.Name `xml:"tunnel"`
+	Action   string   `xml:"action,attr"`
+	Type     string   `xml:"type,attr"`
+	Lifetime string   `xml:"lifetime,attr"`
+	MTU      string   `xml:"mtu,attr"`
+	Server   []struct {
+		Addrs []xmlAddr `xml:"address"`
+	} `xml:"server"`
+	Client []struct {
+		Addrs     []xmlAddr     `xml:"address"`
+		DNSServer []xmlAddrList `xml:"dns_server"`
+		Router    []struct {
+			Prefix []struct {
+				Length string `xml:"length,attr"`
+				Value  string `xml:",chardata"`
+			} `xml:"prefix"`
+		} `xml:"router"`
+		Keepalive []struct {
+			Interval string    `xml:"interval,attr"`
+			Addrs    []xmlAddr `xml:"address"`
+		} `xml:"keepalive"`
+	} `xml:"client"`
+	Broker []xmlAddrList `xml:"broker"`
+}
+
+// decodeTunnelXML decodes one <tunnel> element strictly: valid UTF-8, no NUL,
+// bounded nesting, nothing but whitespace around it.
+func decodeTunnelXML(phase string, data []byte) (*xmlTunnel, error) {
+	if i := bytes.IndexByte(data, 0); i >= 0 {
+		return nil, malformed(phase, "NUL byte at offset %d of the XML", i)
+	}
+	if err := checkXMLDepth(data); err != nil {
+		return nil, malformed(phase, "%v", err)
+	}
+	d := xml.NewDecoder(bytes.NewReader(data))
+	d.Strict = true
+	var t xmlTunnel
+	if err := d.Decode(&t); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, malformed(phase, "no <tunnel> element")
+		}
+		return nil, malformed(phase, "XML: %v", err)
+	}
+	// Trailing content after </tunnel> must be whitespace only.
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, malformed(phase, "XML after </tunnel>: %v", err)
+		}
+		if cd, ok := tok.(xml.CharData); !ok || len(bytes.TrimSpace(cd)) != 0 {
+			return nil, malformed(phase, "unexpected content after </tunnel>")
+		}
+	}
+	return &t, nil
+}
+
+// checkXMLDepth refuses deeply nested input before encoding/xml walks it.
+func checkXMLDepth(data []byte) error {
+	d := xml.NewDecoder(bytes.NewReader(data))
+	depth := 0
+	for {
+		tok, err := d.RawToken()
+		if err != nil {
+			return nil // syntax errors are reported by the real decode
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth > maxXMLDepth {
+				return errors.New("XML nested too deeply")
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+}
+
+// ParseOffer parses the body of a tunnel reply whose status was 200: the XML
+// after the status line. req is what was asked for, network the transport
+// used; the offer must fit both.
+func ParseOffer(xmlBody []byte, req Request, network Network) (*Offer, error) {
+	const phase = "offer"
+	t, err := decodeTunnelXML(phase, xmlBody)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.EqualFold(t.Action, "info") {
+		return nil, malformed(phase, "tunnel action %q, want info", t.Action)
+	}
+	o := &Offer{Type: TunnelType(strings.ToLower(t.Type))}
+	switch o.Type {
+	case V6V4, V6UDPV4, V4V6:
+	default:
+		return nil, malformed(phase, "unknown tunnel type %q", t.Type)
+	}
+	if !typeFits(req.Type, o.Type) {
+		return nil, &ProtocolError{Phase: phase, Reason: "broker offered " + string(o.Type) + " for a " + string(req.Type) + " request"}
+	}
+	if o.Type == V6UDPV4 && network != UDP {
+		// IPv6 packets would have to go down the TCP stream (spec §1.5).
+		return nil, malformed(phase, "v6udpv4 offered on a TCP session")
+	}
+	if t.Lifetime != "" {
+		n, err := parseUint(t.Lifetime, maxLifetime)
+		if err != nil {
+			return nil, malformed(phase, "lifetime %q: %v", t.Lifetime, err)
+		}
+		o.Lifetime = time.Duration(n) * time.Second
+	}
+	if t.MTU != "" {
+		n, err := parseUint(t.MTU, 65535)
+		if err != nil || n < 1280 {
+			return nil, malformed(phase, "mtu %q: want 1280..65535", t.MTU)
+		}
+		o.MTU = int(n)
+	}
+	if len(t.Server) != 1 || len(t.Client) != 1 {
+		return nil, malformed(phase, "want exactly one <server> and one <client>, got %d and %d", len(t.Server), len(t.Client))
+	}
+	// Outer endpoints and inner addresses swap families for v4v6.
+	if o.ServerV4, o.ServerV6, err = addrPair(phase, "server", t.Server[0].Addrs); err != nil {
+		return nil, err
+	}
+	c := t.Client[0]
+	if o.ClientV4, o.ClientV6, err = addrPair(phase, "client", c.Addrs); err != nil {
+		return nil, err
+	}
+	for _, a := range c.Addrs {
+		if a.Type == "dn" {
+			name := strings.TrimSpace(a.Value)
+			if !validHostname(name) {
+				return nil, malformed(phase, "client DNS name %s is not a host name", quoteSnippet([]byte(name)))
+			}
+			o.ClientDNSName = strings.ToLower(name)
+		}
+	}
+	for _, l := range c.DNSServer {
+		for _, a := range l.Addrs {
+			ip, err := parseAddr(a.Value, a.Type)
+			if err != nil {
+				return nil, malformed(phase, "client dns_server: %v", err)
+			}
+			if len(o.DNSServers) == maxDNSServers {
+				return nil, malformed(phase, "more than %d DNS servers", maxDNSServers)
+			}
+			o.DNSServers = append(o.DNSServers, ip)
+		}
+	}
+	if len(c.Router) > 1 {
+		return nil, malformed(phase, "more than one <router>")
+	}
+	if len(c.Router) == 1 && len(c.Router[0].Prefix) > 0 {
+		if len(c.Router[0].Prefix) > 1 {
+			return nil, malformed(phase, "more than one delegated prefix")
+		}
+		p := c.Router[0].Prefix[0]
+		if o.Prefix, err = parsePrefix(p.Value, p.Length, o.Type); err != nil {
+			return nil, malformed(phase, "delegated prefix: %v", err)
+		}
+	}
+	if req.Router && !o.Prefix.IsValid() {
+		return nil, malformed(phase, "router mode requested but the offer delegates no prefix")
+	}
+	if len(c.Keepalive) > 1 {
+		return nil, malformed(phase, "more than one <keepalive>")
+	}
+	if len(c.Keepalive) == 1 {
+		ka := c.Keepalive[0]
+		n, err := parseUint(ka.Interval, maxKeepaliveInterval)
+		if err != nil {
+			return nil, malformed(phase, "keepalive interval %q: %v", ka.Interval, err)
+		}
+		o.KeepaliveInterval = time.Duration(n) * time.Second
+		want := "ipv6"
+		if o.Type == V4V6 {
+			want = "ipv4"
+		}
+		for _, a := range ka.Addrs {
+			if a.Type != want {
+				return nil, malformed(phase, "keepalive address of type %q in a %s tunnel", a.Type, o.Type)
+			}
+			if o.KeepaliveAddr, err = parseAddr(a.Value, a.Type); err != nil {
+				return nil, malformed(phase, "keepalive: %v", err)
+			}
+		}
+		if n > 0 && !o.KeepaliveAddr.IsValid() {
+			return nil, malformed(phase, "keepalive interval %d without a keepalive address", n)
+		}
+	}
+	return o, nil
+}
+
+// typeFits: a concrete request must be answered in kind; v6anyv4 lets the
+// broker pick either IPv6-over-IPv4 flavour.
+func typeFits(asked, got TunnelType) bool {
+	if asked == V6AnyV4 {
+		return got == V6V4 || got == V6UDPV4
+	}
+	return asked == got
+}
+
+// addrPair takes exactly one ipv4 and one ipv6 address from an element.
+func addrPair(phase, elem string, addrs []xmlAddr) (v4, v6 netip.Addr, err error) {
+	for _, a := range addrs {
+		switch a.Type {
+		case "ipv4", "ipv6":
+		default:
+			continue
+		}
+		ip, err := parseAddr(a.Value, a.Type)
+		if err != nil {
+			return v4, v6, malformed(phase, "%s address: %v", elem, err)
+		}
+		dst := &v4
+		if a.Type == "ipv6" {
+			dst = &v6
+		}
+		if dst.IsValid() {
+			return v4, v6, malformed(phase, "%s has more than one %s address", elem, a.Type)
+		}
+		*dst = ip
+	}
+	if !v4.IsValid() {
+		return v4, v6, malformed(phase, "%s has no ipv4 address", elem)
+	}
+	if !v6.IsValid() {
+		return v4, v6, malformed(phase, "%s has no ipv6 address", elem)
+	}
+	return v4, v6, nil
+}
+
+// parseAddr parses a unicast address of the family its type attribute names.
+func parseAddr(s, typ string) (netip.Addr, error) {
+	s = strings.TrimSpace(s)
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, errors.New(quoteSnippet([]byte(s)) + " is not an IP address")
+	}
+	switch {
+	case typ == "ipv4" && !ip.Is4(), typ == "ipv6" && (!ip.Is6() || ip.Is4In6()):
+		return netip.Addr{}, errors.New(ip.String() + " is not of type " + typ)
+	case typ != "ipv4" && typ != "ipv6":
+		return netip.Addr{}, errors.New("unknown address type " + quoteSnippet([]byte(typ)))
+	case ip.Zone() != "":
+		return netip.Addr{}, errors.New(s + " carries a zone")
+	case ip.IsUnspecified(), ip.IsMulticast(), ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return netip.Addr{}, errors.New(ip.String() + " is not a unicast address")
+	}
+	return ip, nil
+}
+
+// parsePrefix normalises the delegated prefix with netip (the broker sends
+// the fully expanded form) and checks the length for the tunnel family.
+func parsePrefix(addr, length string, t TunnelType) (netip.Prefix, error) {
+	typ, bits := "ipv6", 128
+	if t == V4V6 {
+		typ, bits = "ipv4", 32
+	}
+	n, err := parseUint(length, uint64(bits))
+	if err != nil || n == 0 {
+		return netip.Prefix{}, errors.New("length " + quoteSnippet([]byte(length)) + " out of range 1.." + strconv.Itoa(bits))
+	}
+	ip, err := netip.ParseAddr(strings.TrimSpace(addr))
+	if err != nil {
+		return netip.Prefix{}, errors.New(quoteSnippet([]byte(addr)) + " is not an IP address")
+	}
+	if typ == "ipv4" && !ip.Is4() || typ == "ipv6" && (!ip.Is6() || ip.Is4In6()) || ip.Zone() != "" {
+		return netip.Prefix{}, errors.New(ip.String() + " is not an " + typ + " prefix")
+	}
+	if ip.IsMulticast() || ip.IsLinkLocalUnicast() {
+		return netip.Prefix{}, errors.New(ip.String() + " cannot be delegated")
+	}
+	return netip.PrefixFrom(ip, int(n)).Masked(), nil
+}
+
+// parseUint accepts plain decimal digits only (no sign, no space inside).
+func parseUint(s string, max uint64) (uint64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, errors.New("empty number")
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, errors.New("not a decimal number")
+		}
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n > max {
+		return 0, errors.New("out of range 0.." + strconv.FormatUint(max, 10))
+	}
+	return n, nil
+}
+
+// parseRedirect reads the broker list after a redirect status line (§5.5).
+// Entries keep document order within each family (the old client reversed
+// them by accident); ipv4 first, then ipv6, then names.
+func parseRedirect(phase string, payload []byte) ([]Broker, error) {
+	if len(bytes.TrimSpace(payload)) == 0 {
+		return nil, malformed(phase, "redirect without a broker list")
+	}
+	t, err := decodeTunnelXML(phase, payload)
+	if err != nil {
+		return nil, err
+	}
+	var byKind [3][]Broker
+	total := 0
+	for _, l := range t.Broker {
+		for _, a := range l.Addrs {
+			total++
+			if total > maxBrokers {
+				return nil, malformed(phase, "redirect lists more than %d brokers", maxBrokers)
+			}
+			v := strings.TrimSpace(a.Value)
+			if len(v) > maxBrokerAddr {
+				return nil, malformed(phase, "broker address longer than %d characters", maxBrokerAddr)
+			}
+			var k int
+			switch a.Type {
+			case "ipv4", "ipv6":
+				ip, err := parseAddr(v, a.Type)
+				if err != nil {
+					return nil, malformed(phase, "broker %v", err)
+				}
+				v = ip.String()
+				if a.Type == "ipv6" {
+					k = 1
+				}
+			case "dn":
+				if !validHostname(v) {
+					return nil, malformed(phase, "broker name %s is not a host name", quoteSnippet([]byte(v)))
+				}
+				k = 2
+			default:
+				return nil, malformed(phase, "broker address of unknown type %s", quoteSnippet([]byte(a.Type)))
+			}
+			byKind[k] = append(byKind[k], Broker{Kind: a.Type, Address: v})
+		}
+	}
+	out := append(append(byKind[0], byKind[1]...), byKind[2]...)
+	if len(out) == 0 {
+		return nil, malformed(phase, "redirect with an empty broker list")
+	}
+	return out, nil
+}

@@ -1,0 +1,206 @@
+package tsp
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Versions in the order the old client falls back through them (spec §2.4).
+var Versions = []string{"2.0.2", "2.0.1", "2.0.0", "1.0.1"}
+
+// Session runs one negotiation on one transport: VERSION, CAPABILITY,
+// AUTHENTICATE, tunnel request, offer; then Accept or Reject.
+type Session struct {
+	T       Transport
+	Version string // "2.0.2" when empty
+	Creds   Credentials
+	Request Request
+	// CNonce overrides the DIGEST-MD5 client nonce (tests, golden vectors).
+	CNonce func() string
+	Log    *slog.Logger
+
+	// Filled in by Negotiate.
+	Capability Capability
+	Mechanism  string
+	Offer      *Offer
+}
+
+func (s *Session) version() string {
+	if s.Version == "" {
+		return Versions[0]
+	}
+	return s.Version
+}
+
+func (s *Session) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
+}
+
+// Negotiate runs the session up to a validated offer. Broker statuses come
+// back as *StatusError or *RedirectError, refusals of broker input as
+// *ProtocolError. The transport stays open for Accept or Reject.
+func (s *Session) Negotiate(ctx context.Context) (*Offer, error) {
+	s.Version = s.version()
+	log := s.log().With("broker", s.T.RemoteAddr().String(), "transport", string(s.T.Network()), "version", s.Version)
+	reply, err := s.T.Exchange(ctx, []byte("VERSION="+s.Version+"\r\n"))
+	if err != nil {
+		return nil, fmt.Errorf("tsp version: %w", err)
+	}
+	if s.Capability, err = ParseCapability(reply); err != nil {
+		return nil, err
+	}
+	log.Debug("broker capability", "capability", s.Capability.String())
+	if !s.Capability.Supports(s.Request.Type) {
+		return nil, fmt.Errorf("%w: requested %s, broker offers %s", ErrTunnelModeUnavailable, s.Request.Type, s.Capability)
+	}
+	if s.Mechanism, err = chooseMechanism(s.Creds.Method, s.Capability); err != nil {
+		return nil, err
+	}
+	if err := s.authenticate(ctx, s.Mechanism); err != nil {
+		return nil, err
+	}
+	log.Debug("authenticated", "mechanism", s.Mechanism)
+
+	client := s.Request.ClientV4
+	if s.Request.Type == V4V6 {
+		client = s.Request.ClientV6
+	}
+	if !client.IsValid() { // "auto": the source address of this connection (spec §12.2)
+		client = s.T.LocalAddr().Addr()
+	}
+	req, err := MarshalRequest(s.Request, client)
+	if err != nil {
+		return nil, err
+	}
+	reply, err = s.T.Exchange(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("tsp tunnel request: %w", err)
+	}
+	body, err := s.readContent(ctx, reply)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkStatus("tunnel", body); err != nil {
+		return nil, err
+	}
+	_, xmlPart, _ := bytes.Cut(body, []byte("\n"))
+	if s.Offer, err = ParseOffer(xmlPart, s.Request, s.T.Network()); err != nil {
+		// Tell the broker we will not use it; best effort only.
+		_ = s.Reject(ctx)
+		return nil, err
+	}
+	log.Info("tunnel offered", "type", s.Offer.Type, "client", s.Offer.ClientV6, "prefix", s.Offer.Prefix)
+	return s.Offer, nil
+}
+
+// readContent assembles a Content-length framed reply (spec §4.4) and
+// returns the body: the status line and what follows. A bare status line
+// (tsps sends "310 …" unframed) is returned as is so it can be reported.
+func (s *Session) readContent(ctx context.Context, msg []byte) ([]byte, error) {
+	const phase = "tunnel"
+	header, body, ok := bytes.Cut(msg, []byte("\n"))
+	if !ok || !hasPrefixFold(header, "Content-length:") {
+		if isStatusReply(msg) {
+			return msg, nil
+		}
+		return nil, malformed(phase, "expected Content-length, got %s", quoteSnippet(msg))
+	}
+	v := bytes.TrimSpace(header[len("Content-length:"):])
+	n, err := parseUint(string(v), MaxMessage)
+	if err != nil || n == 0 {
+		return nil, malformed(phase, "Content-length %s invalid (want 1..%d)", quoteSnippet(v), MaxMessage)
+	}
+	out := append(make([]byte, 0, n), body...)
+	for uint64(len(out)) < n {
+		more, err := s.T.Receive(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("tsp tunnel reply (%d of %d bytes): %w", len(out), n, err)
+		}
+		if len(more) == 0 {
+			return nil, malformed(phase, "empty continuation after %d of %d bytes", len(out), n)
+		}
+		out = append(out, more...)
+	}
+	if uint64(len(out)) > n {
+		return nil, malformed(phase, "reply body of %d bytes exceeds Content-length %d", len(out), n)
+	}
+	return out, nil
+}
+
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], []byte(prefix))
+}
+
+// Accept confirms the offer. Version 1.0.1 has no accept message (spec §2.1).
+func (s *Session) Accept(ctx context.Context) error {
+	if s.Version == "1.0.1" {
+		return nil
+	}
+	if err := s.T.Send(ctx, acceptMsg); err != nil {
+		return fmt.Errorf("tsp accept: %w", err)
+	}
+	return nil
+}
+
+// Reject declines the offer so the broker can release it at once.
+func (s *Session) Reject(ctx context.Context) error {
+	if s.Version == "1.0.1" {
+		return nil
+	}
+	if err := s.T.Send(ctx, rejectMsg); err != nil {
+		return fmt.Errorf("tsp reject: %w", err)
+	}
+	return nil
+}
+
+// ParseServer splits a server string of the forms host, host:port, [v6],
+// [v6]:port (spec §1.1) into host and port (3653 by default). Unlike the old
+// client it explains an unbracketed IPv6 literal instead of misparsing it.
+func ParseServer(s string) (host string, port uint16, err error) {
+	port = 3653
+	rest := ""
+	switch {
+	case s == "":
+		return "", 0, fmt.Errorf("empty server address")
+	case s[0] == '[':
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return "", 0, fmt.Errorf("server %q: missing ]", s)
+		}
+		host, rest = s[1:end], s[end+1:]
+		if ip, err := netip.ParseAddr(host); err != nil || !ip.Is6() {
+			return "", 0, fmt.Errorf("server %q: %q is not an IPv6 address", s, host)
+		}
+		if rest != "" && rest[0] != ':' {
+			return "", 0, fmt.Errorf("server %q: unexpected %q after ]", s, rest)
+		}
+	default:
+		var ok bool
+		host, rest, ok = strings.Cut(s, ":")
+		if ok {
+			rest = ":" + rest
+		}
+		if strings.Count(s, ":") > 1 {
+			return "", 0, fmt.Errorf("server %q: write IPv6 addresses in brackets, e.g. [2001:db8::1]", s)
+		}
+		if host == "" || !validHostname(host) {
+			return "", 0, fmt.Errorf("server %q: %q is not a host name or IPv4 address", s, host)
+		}
+	}
+	if rest != "" {
+		n, err := strconv.ParseUint(rest[1:], 10, 16)
+		if err != nil || n == 0 {
+			return "", 0, fmt.Errorf("server %q: port must be 1..65535", s)
+		}
+		port = uint16(n)
+	}
+	return host, port, nil
+}
