@@ -1,6 +1,7 @@
 package tsp
 
 import (
+	"encoding/json"
 	"net/netip"
 	"time"
 
@@ -60,7 +61,7 @@ type Request struct {
 // has been checked for family and range before a caller sees it.
 type Offer struct {
 	Type     TunnelType    `json:"type"`
-	Lifetime time.Duration `json:"lifetime"` // 0 when the broker gave none
+	Lifetime time.Duration `json:"-"` // 0 when the broker gave none
 	MTU      int           `json:"mtu,omitempty"`
 
 	ServerV4 netip.Addr `json:"server_ipv4"`
@@ -75,7 +76,7 @@ type Offer struct {
 	Prefix netip.Prefix `json:"prefix"`
 
 	// KeepaliveInterval is authoritative (spec §6); 0 disables keepalive.
-	KeepaliveInterval time.Duration `json:"keepalive_interval"`
+	KeepaliveInterval time.Duration `json:"-"`
 	KeepaliveAddr     netip.Addr    `json:"keepalive_address"`
 }
 
@@ -92,4 +93,14 @@ func (b Broker) ServerString() string {
 		return "[" + b.Address + "]"
 	}
 	return b.Address
+}
+
+// MarshalJSON writes durations as whole seconds, as operators read them.
+func (o Offer) MarshalJSON() ([]byte, error) {
+	type plain Offer // drops this method, avoiding recursion
+	return json.Marshal(struct {
+		plain
+		Lifetime          int64 `json:"lifetime_s"`
+		KeepaliveInterval int64 `json:"keepalive_interval_s"`
+	}{plain(o), int64(o.Lifetime / time.Second), int64(o.KeepaliveInterval / time.Second)})
 }
