@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"syscall"
 )
 
 // ErrRedirectLoop: following redirects led back to a broker already tried,
@@ -58,7 +59,7 @@ func (n *Negotiator) Negotiate(ctx context.Context, server string) (*Result, err
 				break
 			}
 			lastErr = err
-			if !errors.Is(err, ErrNoReply) && !isDialError(err) {
+			if !unreachable(err) {
 				return nil, err // the broker answered and refused: failing over would not help
 			}
 		}
@@ -89,9 +90,12 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
 
-func isDialError(err error) bool {
+// unreachable: the broker never took part (no answer, port closed, no
+// route), so another transport or broker may do better.
+func unreachable(err error) bool {
 	var d *dialError
-	return errors.As(err, &d)
+	return errors.As(err, &d) || errors.Is(err, ErrNoReply) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
 }
 
 // negotiateServer walks the transports and versions for one broker.
@@ -128,7 +132,7 @@ func (n *Negotiator) negotiateServer(ctx context.Context, server string) (*Resul
 				continue
 			}
 			versionsExhausted = false
-			if network == UDP && (errors.Is(err, ErrNoReply) || isDialError(err)) && len(networks) > 1 {
+			if network == UDP && unreachable(err) && len(networks) > 1 {
 				n.log().Info("no answer over UDP, trying TCP", "server", server)
 				break
 			}
