@@ -253,7 +253,7 @@ func (r *RUDP) roundTrip(ctx context.Context, op string, payload, buf []byte, pl
 		return nil, 0, fmt.Errorf("tsp udp %s: %w", op, err)
 	}
 	if r.seq > rudpLastSeq {
-		return nil, 0, fmt.Errorf("tsp udp %s: sequence would pass %#x: %w", op, rudpMarker|rudpLastSeq, ErrTooManyExchanges)
+		return nil, 0, fmt.Errorf("tsp udp %s: sequence would pass %#x: %w", op, uint32(rudpMarker|rudpLastSeq), ErrTooManyExchanges)
 	}
 	if RUDPHeaderLen+len(payload) > MaxMessage {
 		return nil, 0, fmt.Errorf("tsp udp %s: message of %d bytes does not fit one datagram", op, len(payload))
