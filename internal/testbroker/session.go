@@ -81,6 +81,7 @@ type Session struct {
 	udp       *udpListener
 	haveLast  bool
 	lastWord  uint32 // first header word of the last message processed
+	lastReq   []byte // its payload: a retransmission repeats both
 	lastReply []byte // payload sent for it, for retransmissions
 	pending   [][]byte
 	inbound   int

@@ -1,6 +1,7 @@
 package testbroker
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -146,8 +147,11 @@ func (s *Server) handleDatagram(l *udpListener, from netip.AddrPort, b []byte) {
 	}
 
 	var replaced []*Session // ended here; DataPlane.Closed owed
-	if control && c.state != stateVersion && hasPrefixFold(payload, "VERSION=") &&
-		!(c.haveLast && word == c.lastWord) {
+	// A retransmission repeats the header word and the payload. The word
+	// alone is not enough: a new socket that got the same port restarts at
+	// the same sequence with a different message.
+	retransmit := c.haveLast && word == c.lastWord && bytes.Equal(payload, c.lastReq)
+	if control && c.state != stateVersion && hasPrefixFold(payload, "VERSION=") && !retransmit {
 		// A new session from an address and port that already have one:
 		// the client retried on a new socket that got the same port, or
 		// its NAT kept the mapping. A network duplicate of the session's
@@ -188,7 +192,7 @@ func (s *Server) handleDatagram(l *udpListener, from netip.AddrPort, b []byte) {
 		return
 	}
 
-	if c.haveLast && word == c.lastWord {
+	if retransmit {
 		// A retransmission: the reply was lost or is late. Send it again,
 		// behind this copy's header (its fresh timestamp keeps the client's
 		// RTT estimate honest), without running the state machine.
@@ -199,7 +203,7 @@ func (s *Server) handleDatagram(l *udpListener, from netip.AddrPort, b []byte) {
 	if c.state == stateDone {
 		// tsps would have forgotten the session, and a fresh one refuses
 		// anything but VERSION: answer so that the client fails fast.
-		c.haveLast, c.lastWord = true, word
+		c.haveLast, c.lastWord, c.lastReq = true, word, slices.Clone(payload)
 		c.lastReply = statusLine(stBadRequest)
 		s.sendReply(c, hdr, c.lastReply, nil)
 		return
@@ -210,7 +214,7 @@ func (s *Server) handleDatagram(l *udpListener, from netip.AddrPort, b []byte) {
 		s.mu.Unlock()
 		return
 	}
-	c.haveLast, c.lastWord = true, word
+	c.haveLast, c.lastWord, c.lastReq = true, word, slices.Clone(payload)
 
 	var o outcome
 	switch {
