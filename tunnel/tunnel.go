@@ -1,0 +1,302 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/jsklein/gogoc/tsp"
+)
+
+// Defaults applied by NewUserspace to zero Config fields.
+const (
+	DefaultMTU         = 1280
+	DefaultRouteMetric = 1024
+	DefaultMisses      = 3
+	DefaultTimeout     = 5 * time.Second // spec §6: reply deadline of 5000 ms
+)
+
+// Tunnel is one established data plane for a tunnel offer. Implementations:
+// the userspace engine (NewUserspace); kernel tunnels (sit, sit+fou, ip6tnl)
+// fit behind the same interface.
+type Tunnel interface {
+	// Name is the tunnel interface name.
+	Name() string
+	// Stats is a snapshot of the counters; safe to call at any time.
+	Stats() Stats
+	// Events delivers what the supervisor must react to. It is closed by
+	// Close after the last event. Events are dropped (and counted in
+	// Stats.EventsDropped) rather than block the data path when nobody reads.
+	Events() <-chan Event
+	// Close tears the tunnel down, removing exactly what it added. It does
+	// not close Config.Conn, which stays the caller's.
+	Close() error
+}
+
+// Config describes the tunnel to build. Offer is required; everything else
+// has a default.
+type Config struct {
+	Offer tsp.Offer
+
+	// Conn is, for v6udpv4, the TSP session's own connected UDP socket (a
+	// *net.UDPConn or anything with SyscallConn): reusing its 5-tuple
+	// reuses the NAT mapping the broker has seen. Unused for v6v4.
+	Conn net.Conn
+
+	IfName       string // default "tun6"
+	MTU          int    // default Offer.MTU if set, else 1280
+	RouteMetric  int    // metric of ::/0, default 1024
+	DefaultRoute bool   // install ::/0 via the tunnel
+	Keepalive    KeepaliveConfig
+
+	// NetNS, when > 0, is the network namespace in which the device, its
+	// configuration and every socket the tunnel opens live (tests). The
+	// zero value means the caller's namespace.
+	NetNS netns.NsHandle
+	// Netlink, when set, is used for all interface configuration instead
+	// of a handle opened (in NetNS) by the tunnel. The caller keeps it.
+	Netlink *netlink.Handle
+	// LocalV4 is the local IPv4 of the proto-41 socket (v6v4). The default
+	// is Offer.ClientV4 when it is a local address, else the source the
+	// route to the broker picks.
+	LocalV4 netip.Addr
+
+	Log *slog.Logger
+
+	// BatchSize is the number of packets moved per system call; default 64.
+	BatchSize int
+	// DisableOffload opens the device without virtio-net headers and the
+	// socket without UDP GSO/GRO: one system call per packet on the
+	// device side. Offloads fall back by themselves where the kernel lacks
+	// them; this is for measurements and for kernels that misbehave.
+	DisableOffload bool
+}
+
+// KeepaliveConfig tunes the ICMPv6 echo prober (spec §6).
+type KeepaliveConfig struct {
+	// Interval between probes; 0 means Offer.KeepaliveInterval, which is
+	// authoritative in the protocol. Keepalive is off when both are 0.
+	Interval time.Duration
+	Timeout  time.Duration // reply deadline per probe, default 5 s
+	Misses   int           // consecutive misses that mean "lost", default 3
+	Disabled bool          // never probe, whatever the offer says
+
+	// Clock and Conn replace the real clock and ICMPv6 socket (tests). The
+	// tunnel closes Conn when it closes.
+	Clock Clock
+	Conn  PingConn
+}
+
+// EventKind says what happened.
+type EventKind int
+
+// Event kinds.
+const (
+	// KeepaliveLost: Misses consecutive probes went unanswered.
+	KeepaliveLost EventKind = iota + 1
+	// KeepaliveRestored: a timely reply came after KeepaliveLost.
+	KeepaliveRestored
+	// BrokerControl: the broker sent a TSP control datagram (first nibble
+	// 0xF) carrying an error status, e.g. "310 TSP status error", after the
+	// tunnel came up. The session is gone on the broker's side.
+	BrokerControl
+	// IOError: a packet pump stopped on an error it cannot recover from.
+	IOError
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case KeepaliveLost:
+		return "keepalive-lost"
+	case KeepaliveRestored:
+		return "keepalive-restored"
+	case BrokerControl:
+		return "broker-control"
+	case IOError:
+		return "io-error"
+	}
+	return "event(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Event is one notification from a Tunnel.
+type Event struct {
+	Kind EventKind
+	Time time.Time
+	// Code and Text: BrokerControl only. Text is the message after the
+	// 8-byte header without the trailing CRLF; Code its status (0 if none).
+	Code int
+	Text string
+	// Misses: KeepaliveLost, the consecutive misses counted.
+	Misses int
+	// RTT: KeepaliveRestored, the round trip of the reply that restored it.
+	RTT time.Duration
+	// Err: IOError.
+	Err error
+}
+
+func (e Event) String() string {
+	switch e.Kind {
+	case BrokerControl:
+		return fmt.Sprintf("%v %q", e.Kind, e.Text)
+	case KeepaliveLost:
+		return fmt.Sprintf("%v after %d misses", e.Kind, e.Misses)
+	case KeepaliveRestored:
+		return fmt.Sprintf("%v rtt=%v", e.Kind, e.RTT)
+	case IOError:
+		return fmt.Sprintf("%v: %v", e.Kind, e.Err)
+	}
+	return e.Kind.String()
+}
+
+// Stats counts traffic. Tx is towards the broker (device → socket), Rx is
+// from the broker (socket → device).
+type Stats struct {
+	TxPackets, TxBytes uint64
+	RxPackets, RxBytes uint64
+	// TxErrors: packets the socket refused (e.g. ICMP unreachable from the
+	// broker, no route). RxErrors: packets the device refused.
+	TxErrors, RxErrors uint64
+	// Dropped: datagrams that were neither IPv6 nor a control message, were
+	// truncated, carried our own address as source (echoed back by the
+	// broker), or (Forwarder) had no peer or a source it may not use; and
+	// device packets that were not IPv6 or could not be segmented.
+	Dropped uint64
+	// Control: TSP control datagrams received (first nibble 0xF).
+	Control       uint64
+	EventsDropped uint64
+	Keepalive     KeepaliveStats
+}
+
+// KeepaliveStats describes the prober.
+type KeepaliveStats struct {
+	Sent, Received uint64
+	Late           uint64 // replies after the deadline (do not reset misses)
+	TimedOut       uint64 // probes that got no reply in time
+	Misses         int    // current consecutive misses
+	Lost           bool   // between KeepaliveLost and KeepaliveRestored
+	LastRTT        time.Duration
+	SmoothedRTT    time.Duration // EWMA, gain 1/8
+}
+
+// Errors callers may want to tell apart.
+var (
+	ErrClosed        = errors.New("tunnel closed")
+	ErrUnsupported   = errors.New("tunnel type not supported by this implementation")
+	ErrRouteConflict = errors.New("a route with the same destination and metric exists")
+	ErrNotOurs       = errors.New("interface exists and is not a tunnel device")
+)
+
+// counters are the live, atomically updated Stats fields. Pumps add once per
+// batch so that the hot path touches shared cache lines rarely.
+type counters struct {
+	txPackets, txBytes atomic.Uint64
+	rxPackets, rxBytes atomic.Uint64
+	txErrors, rxErrors atomic.Uint64
+	dropped, control   atomic.Uint64
+	eventsDropped      atomic.Uint64
+}
+
+func (c *counters) snapshot() Stats {
+	return Stats{
+		TxPackets:     c.txPackets.Load(),
+		TxBytes:       c.txBytes.Load(),
+		RxPackets:     c.rxPackets.Load(),
+		RxBytes:       c.rxBytes.Load(),
+		TxErrors:      c.txErrors.Load(),
+		RxErrors:      c.rxErrors.Load(),
+		Dropped:       c.dropped.Load(),
+		Control:       c.control.Load(),
+		EventsDropped: c.eventsDropped.Load(),
+	}
+}
+
+// eventSink delivers events without ever blocking the sender.
+type eventSink struct {
+	ch  chan Event
+	cnt *counters
+	now func() time.Time
+}
+
+func (s *eventSink) emit(e Event) {
+	if e.Time.IsZero() {
+		e.Time = s.now()
+	}
+	select {
+	case s.ch <- e:
+	default:
+		s.cnt.eventsDropped.Add(1)
+	}
+}
+
+// NewUserspace builds the userspace data plane for cfg.Offer: a TUN device
+// configured over netlink, bridged to the broker over cfg.Conn (v6udpv4) or a
+// raw protocol-41 socket (v6v4), plus the keepalive prober. A leftover device
+// named cfg.IfName from an earlier run is removed first. On error nothing it
+// added remains. ctx bounds only the set-up.
+func NewUserspace(ctx context.Context, cfg Config) (Tunnel, error) {
+	return newUserspace(ctx, cfg)
+}
+
+// withDefaults fills zero fields and checks the offer against the mode.
+func (cfg Config) withDefaults() (Config, error) {
+	o := cfg.Offer
+	if cfg.IfName == "" {
+		cfg.IfName = "tun6"
+	}
+	if len(cfg.IfName) >= 16 {
+		return cfg, fmt.Errorf("interface name %q longer than 15 bytes", cfg.IfName)
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = DefaultMTU
+		if o.MTU >= 1280 && o.MTU <= 65535 {
+			cfg.MTU = o.MTU
+		}
+	}
+	if cfg.MTU < 1280 || cfg.MTU > 65535 {
+		return cfg, fmt.Errorf("MTU %d outside 1280..65535", cfg.MTU)
+	}
+	if cfg.RouteMetric == 0 {
+		cfg.RouteMetric = DefaultRouteMetric
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = defaultBatch
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	k := &cfg.Keepalive
+	if k.Interval == 0 {
+		k.Interval = o.KeepaliveInterval
+	}
+	if k.Timeout == 0 {
+		k.Timeout = DefaultTimeout
+	}
+	if k.Misses == 0 {
+		k.Misses = DefaultMisses
+	}
+	if k.Clock == nil {
+		k.Clock = realClock{}
+	}
+	if !o.ClientV6.Is6() || o.ClientV6.Is4In6() {
+		return cfg, fmt.Errorf("offer has no client IPv6 address (%v)", o.ClientV6)
+	}
+	if !o.ServerV6.Is6() || o.ServerV6.Is4In6() {
+		return cfg, fmt.Errorf("offer has no server IPv6 address (%v)", o.ServerV6)
+	}
+	if k.enabled() && !o.KeepaliveAddr.Is6() {
+		// spec §6: an interval without an address is a keepalive error.
+		return cfg, fmt.Errorf("keepalive every %v but no IPv6 keepalive address in the offer", k.Interval)
+	}
+	return cfg, nil
+}
+
+func (k KeepaliveConfig) enabled() bool { return !k.Disabled && k.Interval > 0 }

@@ -1,0 +1,235 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/jsklein/gogoc/tsp"
+)
+
+// socketBuffer is the send and receive buffer asked for on the tunnel
+// socket: bursts of a fast TCP flow must not overflow the kernel default.
+const socketBuffer = 4 << 20
+
+// userspace is the Tunnel of NewUserspace: TUN device ⇄ engine ⇄ socket.
+type userspace struct {
+	log     *slog.Logger
+	name    string
+	dev     *tunDevice
+	conn    net.Conn // the socket the engine uses
+	ownConn bool     // v6v4: opened here, closed by Close
+	eng     *engine
+	prober  *prober
+	cancel  context.CancelFunc
+	undo    undoStack
+
+	cnt     counters
+	events  chan Event
+	sink    eventSink
+	closing atomic.Bool
+	wg      sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func newUserspace(ctx context.Context, cfg Config) (_ Tunnel, err error) {
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("tunnel config: %w", err)
+	}
+	o := cfg.Offer
+	switch o.Type {
+	case tsp.V6UDPV4:
+		if err := checkUDPConn(cfg.Conn); err != nil {
+			return nil, err
+		}
+	case tsp.V6V4:
+		if !o.ServerV4.Is4() {
+			return nil, fmt.Errorf("v6v4 offer without server IPv4 (%v)", o.ServerV4)
+		}
+	default:
+		return nil, fmt.Errorf("userspace %s: %w", o.Type, ErrUnsupported)
+	}
+
+	u := &userspace{
+		log:    cfg.Log.With("if", cfg.IfName, "mode", string(o.Type)),
+		name:   cfg.IfName,
+		events: make(chan Event, 16),
+	}
+	u.sink = eventSink{ch: u.events, cnt: &u.cnt, now: cfg.Keepalive.Clock.Now}
+	defer func() {
+		if err != nil {
+			if uerr := u.undo.run(); uerr != nil {
+				err = fmt.Errorf("%w (rollback: %v)", err, uerr)
+			}
+		}
+	}()
+
+	h, owned, err := netlinkHandle(cfg.Netlink, cfg.NetNS)
+	if err != nil {
+		return nil, err
+	}
+	if owned {
+		u.undo.push("netlink handle", func() error { h.Close(); return nil })
+	}
+	if err := removeLeftover(h, cfg.IfName, u.log); err != nil {
+		return nil, err
+	}
+	if err := InNetNS(cfg.NetNS, func() error {
+		u.dev, err = openTUN(cfg.IfName, !cfg.DisableOffload)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	u.undo.push("device "+cfg.IfName, u.dev.Close)
+	if err := configureLink(h, u.dev.name, planFor(cfg), &u.undo); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("tunnel set-up: %w", err)
+	}
+
+	switch o.Type {
+	case tsp.V6UDPV4:
+		u.conn = cfg.Conn
+	case tsp.V6V4:
+		local := cfg.LocalV4
+		if !local.IsValid() {
+			local = o.ClientV4
+		}
+		c, err := dialProto41(cfg.NetNS, local, o.ServerV4)
+		if err != nil {
+			return nil, err
+		}
+		u.conn, u.ownConn = c, true
+		u.undo.push("protocol-41 socket", c.Close)
+	}
+	setSocketBuffers(u.conn, socketBuffer, u.log)
+	u.eng, err = newEngine(u.dev, u.conn, engineConfig{batch: cfg.BatchSize, mtu: cfg.MTU, offload: !cfg.DisableOffload})
+	if err != nil {
+		return nil, fmt.Errorf("tunnel socket: %w", err)
+	}
+	u.eng.cnt, u.eng.log, u.eng.closing = &u.cnt, u.log, &u.closing
+	u.eng.control = u.onControl
+	u.eng.own, u.eng.ownSet = o.ClientV6.As16(), true
+	u.eng.fail = func(err error) { u.sink.emit(Event{Kind: IOError, Err: err}) }
+
+	var ping PingConn
+	if cfg.Keepalive.enabled() {
+		ping = cfg.Keepalive.Conn
+		if ping == nil {
+			if ping, err = NewPingConn(cfg.NetNS, u.dev.name, o.ClientV6, o.KeepaliveAddr); err != nil {
+				return nil, err
+			}
+		}
+		u.undo.push("keepalive socket", ping.Close)
+		u.prober = newProber(cfg.Keepalive, ping, u.sink.emit, u.log)
+	}
+
+	// Everything is in place: start moving packets.
+	u.wg.Add(2)
+	go func() { defer u.wg.Done(); u.eng.devToNet() }()
+	go func() { defer u.wg.Done(); u.eng.netToDev() }()
+	pctx, cancel := context.WithCancel(context.Background())
+	u.cancel = cancel
+	if u.prober != nil {
+		u.wg.Add(1)
+		go func() { defer u.wg.Done(); u.prober.run(pctx) }()
+	}
+	u.log.Info("tunnel up", "client", o.ClientV6, "server", o.ServerV6,
+		"local", connLocalAddr(u.conn), "mtu", cfg.MTU, "keepalive", cfg.Keepalive.Interval,
+		"offload", u.dev.vnet, "udp_gso", u.eng.conn.gso(), "udp_gro", u.eng.conn.gro)
+	return u, nil
+}
+
+// checkUDPConn makes sure c can carry v6udpv4: a connected UDP socket.
+func checkUDPConn(c net.Conn) error {
+	if c == nil {
+		return errors.New("v6udpv4 needs the TSP session's UDP socket (Config.Conn)")
+	}
+	if _, ok := c.(syscall.Conn); !ok {
+		return fmt.Errorf("v6udpv4: %T gives no access to its socket", c)
+	}
+	if _, ok := c.RemoteAddr().(*net.UDPAddr); !ok {
+		return fmt.Errorf("v6udpv4: %T is not a connected UDP socket", c)
+	}
+	return nil
+}
+
+// setSocketBuffers enlarges the socket buffers, past the sysctl limits when
+// privileged; failure only costs throughput.
+func setSocketBuffers(c any, size int, log *slog.Logger) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		for _, o := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], size) == nil {
+				continue
+			}
+			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], size); err != nil {
+				log.Debug("socket buffer not enlarged", "err", err)
+			}
+		}
+	})
+}
+
+// onControl handles a TSP control datagram arriving on the tunnel socket.
+func (u *userspace) onControl(_ netip.AddrPort, msg []byte) {
+	code, text := controlMessage(msg)
+	if !isBrokerError(code) {
+		// An echoed keepalive or a late reply to the negotiation.
+		u.log.Debug("control datagram ignored", "text", text)
+		return
+	}
+	u.log.Warn("broker reports an error on the tunnel socket", "text", text)
+	u.sink.emit(Event{Kind: BrokerControl, Code: code, Text: text})
+}
+
+func (u *userspace) Name() string         { return u.name }
+func (u *userspace) Events() <-chan Event { return u.events }
+
+func (u *userspace) Stats() Stats {
+	s := u.cnt.snapshot()
+	if u.prober != nil {
+		s.Keepalive = u.prober.stats()
+	}
+	return s
+}
+
+// Close stops the pumps and the prober and removes routes, address and
+// device. The caller's Conn stays open, without deadlines.
+func (u *userspace) Close() error {
+	u.closeOnce.Do(func() {
+		u.closing.Store(true)
+		u.cancel()
+		if !u.ownConn {
+			// Wake the pumps without closing a socket we do not own.
+			_ = u.conn.SetDeadline(time.Unix(1, 0))
+		}
+		u.closeErr = u.undo.run()
+		u.wg.Wait()
+		if !u.ownConn {
+			_ = u.conn.SetDeadline(time.Time{})
+		}
+		close(u.events)
+		u.log.Info("tunnel down")
+	})
+	return u.closeErr
+}
