@@ -34,7 +34,7 @@ demo: build
 	scripts/demo.sh
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 200x ./tsp/
+	scripts/bench-negotiate.sh
 
 clean:
 	rm -rf $(BIN) dist
