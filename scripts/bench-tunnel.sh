@@ -22,7 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go test -c -o "$work/tunnel.test" ./tunnel/
+go test -tags lab -c -o "$work/tunnel.test" ./tunnel/
 
 tck=$(getconf CLK_TCK)
 # CPU ticks (user+system) of one process, and busy ticks of the machine.
