@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -62,6 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		perSource = fs.Int("max-per-source", 0, "sessions per client IP (default 1024)")
 		idle      = fs.Duration("idle", 0, "idle timeout of negotiating sessions (default 2m)")
 		verbose   = fs.Bool("v", false, "debug logging")
+		dataplane = fs.Bool("dataplane", false, "carry tunnel traffic: TUN tsps0 (v6udpv4) and tsps41 (v6v4) in this namespace (needs root)")
 		users     listFlag
 		dns       listFlag
 		redirect  listFlag
@@ -142,6 +144,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
+	var dp *dataPlane
+	if *dataplane {
+		if dp, err = newDataPlane(ctx, dataPlaneFor(cfg)); err != nil {
+			fmt.Fprintf(stderr, "tspbroker: %v\n", err)
+			return 1
+		}
+		defer dp.Close() // after srv.Close: sessions are told Closed first
+		cfg.DataPlane = dp
+	}
 	srv, err := testbroker.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "tspbroker: %v\n", err)
@@ -178,6 +189,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "stopped: %d sessions, %d established, %d retransmissions answered\n",
 		st.Sessions, st.Established, st.Retransmits)
 	return 0
+}
+
+// dataPlaneFor fills in the testbroker's defaults the data plane needs.
+func dataPlaneFor(cfg testbroker.Config) dataPlaneConfig {
+	d := dataPlaneConfig{
+		ServerV6:   cfg.ServerV6,
+		ServerV4:   cfg.ServerV4,
+		ClientPool: cfg.ClientPool,
+		PrefixPool: cfg.PrefixPool,
+		V6V4:       len(cfg.Tunnels) == 0 || slices.ContainsFunc(cfg.Tunnels, func(t string) bool { return strings.EqualFold(t, testbroker.TunnelV6V4) }),
+		Log:        cfg.Log,
+	}
+	if !d.ClientPool.IsValid() {
+		d.ClientPool = netip.MustParsePrefix("2001:db8:ab::/64")
+	}
+	if !d.PrefixPool.IsValid() {
+		d.PrefixPool = netip.MustParsePrefix("2001:db8:8000::/33")
+	}
+	if !d.ServerV6.IsValid() {
+		d.ServerV6 = d.ClientPool.Addr().Next()
+	}
+	return d
 }
 
 func splitList(s string) []string {

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestRunFlagErrors(t *testing.T) {
+	var out, errb strings.Builder
+	if code := cmdRun([]string{"-mode", "bogus"}, &out, &errb); code != 2 {
+		t.Fatalf("invalid mode: exit %d, want 2 (stderr %q)", code, errb.String())
+	}
+	if code := cmdRun([]string{"extra"}, &out, &errb); code != 2 {
+		t.Fatalf("stray argument: exit %d, want 2", code)
+	}
+}
+
+// TestRunNetns runs the built gogoc and tspbroker -dataplane in two network
+// namespaces: the tunnel comes up and carries a ping, survives a broker
+// restart by renegotiating, and leaves no device behind after SIGTERM.
+func TestRunNetns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces and TUN devices")
+	}
+	if testing.Short() {
+		t.Skip("builds binaries and creates namespaces; skipped with -short")
+	}
+	for _, tool := range []string{"ip", "ping"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s: %v", tool, err)
+		}
+	}
+	dir := t.TempDir()
+	for _, pkg := range []string{".", "../tspbroker"} {
+		out, err := exec.Command("go", "build", "-o", dir+"/", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	gogoc, broker := filepath.Join(dir, "gogoc"), filepath.Join(dir, "tspbroker")
+
+	suffix := fmt.Sprint(os.Getpid() % 100000)
+	bns, cns := "gogoc-tb-"+suffix, "gogoc-tc-"+suffix
+	sh := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	for _, ns := range []string{bns, cns} {
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+		sh("ip", "netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		sh("ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	sh("ip", "link", "add", "veth-tc", "netns", cns, "type", "veth", "peer", "name", "veth-tb", "netns", bns)
+	sh("ip", "-n", cns, "addr", "add", "192.0.2.2/24", "dev", "veth-tc")
+	sh("ip", "-n", bns, "addr", "add", "192.0.2.1/24", "dev", "veth-tb")
+	sh("ip", "-n", cns, "link", "set", "veth-tc", "up")
+	sh("ip", "-n", bns, "link", "set", "veth-tb", "up")
+
+	startBroker := func() *exec.Cmd {
+		t.Helper()
+		cmd := exec.Command("ip", "netns", "exec", bns, broker, "-dataplane", "-udp", "192.0.2.1:3653", "-tcp", "",
+			"-server-v4", "192.0.2.1", "-server-v6", "2001:db8:ab::1", "-auth", "ANONYMOUS")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		log, err := os.Create(filepath.Join(dir, "broker.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = log
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start tspbroker: %v", err)
+		}
+		rd := bufio.NewReader(out)
+		line, err := rd.ReadString('\n')
+		if !strings.HasPrefix(line, "listening udp") {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			raw, _ := os.ReadFile(log.Name())
+			t.Fatalf("tspbroker did not start (%q, %v):\n%s", line, err, raw)
+		}
+		go func() { _, _ = io.Copy(io.Discard, rd) }() // keep the pipe drained
+		return cmd
+	}
+	stopBroker := func(cmd *exec.Cmd) {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}
+	b := startBroker()
+	t.Cleanup(func() { stopBroker(b) })
+
+	// v6anyv4 with a declared client_v4 that differs from the source: the
+	// broker sees NAT and offers v6udpv4.
+	c := startClient(t, cns, dir, gogoc, "-mode", "v6anyv4", "-client-v4", "198.51.100.7")
+	c.waitUp(t, "v6udpv4 gogoc ")
+	if err := c.ping("2"); err != nil {
+		t.Fatalf("ping through the tunnel: %v", err)
+	}
+	// A restarted broker knows no session: the next packet gets a 310
+	// status datagram, and gogoc must renegotiate.
+	stopBroker(b)
+	b = startBroker()
+	_ = c.ping("1") // provokes the 310; the reply cannot come
+	c.waitUp(t, "v6udpv4 gogoc ")
+	if err := c.ping("2"); err != nil {
+		t.Fatalf("ping after renegotiation: %v", err)
+	}
+	c.stop(t, "gogoc")
+
+	// v6v4: protocol 41 from the address the TSP socket used.
+	c = startClient(t, cns, dir, gogoc, "-mode", "v6v4")
+	c.waitUp(t, "v6v4 gogoc6in4 ")
+	if err := c.ping("2"); err != nil {
+		t.Fatalf("ping through the v6v4 tunnel: %v", err)
+	}
+	c.stop(t, "gogoc6in4")
+}
+
+// clientProc is a `gogoc run` in a namespace.
+type clientProc struct {
+	cmd    *exec.Cmd
+	ns     string
+	ups    chan string // "tunnel up:" lines
+	exited chan error
+}
+
+func startClient(t *testing.T, ns, dir, gogoc string, args ...string) *clientProc {
+	t.Helper()
+	args = append([]string{"netns", "exec", ns, gogoc, "run", "-server", "192.0.2.1", "-auth", "anonymous", "-keepalive", "5"}, args...)
+	c := &clientProc{cmd: exec.Command("ip", args...), ns: ns, ups: make(chan string, 4), exited: make(chan error, 1)}
+	stdout, err := c.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, err := os.CreateTemp(dir, "gogoc-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.cmd.Stderr = lf
+	if err := c.cmd.Start(); err != nil {
+		t.Fatalf("start gogoc: %v", err)
+	}
+	go func() { c.exited <- c.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = c.cmd.Process.Kill()
+		if t.Failed() || testing.Verbose() {
+			raw, _ := os.ReadFile(lf.Name())
+			t.Logf("gogoc %s log:\n%s", strings.Join(args[4:], " "), raw)
+		}
+	})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "tunnel up:") {
+				c.ups <- sc.Text()
+			}
+		}
+	}()
+	return c
+}
+
+// waitUp waits for a "tunnel up" line that contains want.
+func (c *clientProc) waitUp(t *testing.T, want string) {
+	t.Helper()
+	select {
+	case line := <-c.ups:
+		t.Log(line)
+		if !strings.Contains(line, want) {
+			t.Fatalf("got %q, want it to contain %q", line, want)
+		}
+	case err := <-c.exited:
+		t.Fatalf("gogoc exited before the tunnel came up: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no 'tunnel up' within 5 s")
+	}
+}
+
+// ping pings the broker's tunnel address from the client namespace.
+func (c *clientProc) ping(count string) error {
+	return exec.Command("ip", "netns", "exec", c.ns, "ping", "-6", "-c", count, "-i", "0.2", "-W", "1", "2001:db8:ab::1").Run()
+}
+
+// stop sends SIGTERM and checks a clean exit within 2 s without the device.
+func (c *clientProc) stop(t *testing.T, ifName string) {
+	t.Helper()
+	start := time.Now()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-c.exited:
+		if err != nil {
+			t.Fatalf("gogoc after SIGTERM: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("gogoc still running 2 s after SIGTERM")
+	}
+	t.Logf("stopped in %v", time.Since(start).Round(time.Millisecond))
+	if err := exec.Command("ip", "-n", c.ns, "link", "show", "dev", ifName).Run(); err == nil {
+		t.Fatalf("tunnel device %s still exists after SIGTERM", ifName)
+	}
+}
