@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 n=0
 for pkg in $(go list ./...); do
 	dir=$(go list -f '{{.Dir}}' "$pkg")
-	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+	while read -r target; do
+		[ -n "$target" ] || continue
 		echo "fuzz $pkg $target ($fuzztime)"
 		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" >/tmp/fuzz.$$.log 2>&1 || { cat /tmp/fuzz.$$.log; exit 1; }
 		n=$((n+1))
-	done
+	done < <(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u)
 done
 echo "fuzz-smoke: $n targets ran clean"
