@@ -36,6 +36,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
+	if !c.Enabled {
+		// The OpenWrt default ships disabled: say how to turn it on rather
+		// than dial a broker the owner has not configured yet.
+		fmt.Fprintln(stderr, "gogoc run: disabled by the configuration (set option enabled '1')")
+		return 1
+	}
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug

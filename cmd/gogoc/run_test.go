@@ -21,6 +21,12 @@ func TestRunFlagErrors(t *testing.T) {
 	if code := cmdRun([]string{"extra"}, &out, &errb); code != 2 {
 		t.Fatalf("stray argument: exit %d, want 2", code)
 	}
+	// The shipped OpenWrt default is disabled: run refuses before any traffic.
+	errb.Reset()
+	if code := cmdRun([]string{"--uci", "../../openwrt/gogoc/files/gogoc.config"}, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), "enabled '1'") {
+		t.Fatalf("disabled config: exit %d, stderr %q", code, errb.String())
+	}
 }
 
 // TestRunNetns runs the built gogoc and tspbroker -dataplane in two network
