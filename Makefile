@@ -28,7 +28,7 @@ fuzz-smoke:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	shellcheck scripts/*.sh .ci/run
+	shellcheck -x scripts/*.sh .ci/run
 	@if command -v staticcheck >/dev/null; then staticcheck ./...; \
 	elif [ -x "$$($(GO) env GOPATH)/bin/staticcheck" ]; then "$$($(GO) env GOPATH)/bin/staticcheck" ./...; \
 	else echo "staticcheck not installed (scripts/install-tools.sh)"; exit 1; fi

@@ -70,13 +70,9 @@ fi
 runs=${1:-20}
 case $runs in '' | *[!0-9]*) echo "usage: bench-startup.sh [runs]" >&2; exit 2 ;; esac
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "bench-startup.sh: needs root (network namespaces, TUN devices)" >&2
-	exit 1
-fi
-for b in bin/gogoc bin/tspbroker; do
-	[ -x "$b" ] || { echo "bench-startup.sh: $b missing; run make build" >&2; exit 1; }
-done
+# shellcheck source=scripts/lab.sh
+. scripts/lab.sh
+lab_need bench-startup.sh bin/gogoc bin/tspbroker
 
 B=gogoc-bs-broker
 C=gogoc-bs-client
@@ -87,7 +83,7 @@ cleanup() {
 	local rc=$?
 	set +e
 	[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-	for ns in $C $B; do ip netns del "$ns" 2>/dev/null; done
+	lab_down $C $B
 	if [ "$rc" -ne 0 ]; then
 		echo "== bench-startup FAILED (exit $rc); logs:"
 		echo "-- broker"; tail -n 20 "$work/broker.log" 2>/dev/null
@@ -99,28 +95,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for ns in $C $B; do
-	ip netns del "$ns" 2>/dev/null || true
-	ip netns add "$ns"
-	ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0
-	ip -n "$ns" link set lo up
-done
-ip link add veth-bs-c netns $C type veth peer name veth-bs-b netns $B
-ip -n $C addr add 192.0.2.2/24 dev veth-bs-c
-ip -n $B addr add 192.0.2.1/24 dev veth-bs-b
-ip -n $C link set veth-bs-c up
-ip -n $B link set veth-bs-b up
-ip netns exec $B sysctl -qw net.ipv6.conf.all.forwarding=1
+lab_up bs $C $B
 
-ip netns exec $B bin/tspbroker -dataplane -udp 192.0.2.1:3653 -tcp 192.0.2.1:3653 \
-	-server-v4 192.0.2.1 -server-v6 2001:db8:ab::1 -auth ANONYMOUS >"$work/broker.log" 2>&1 &
-broker_pid=$!
-for _ in $(seq 50); do
-	grep -q '^listening udp' "$work/broker.log" && break
-	kill -0 "$broker_pid" 2>/dev/null || { echo "tspbroker exited"; exit 1; }
-	sleep 0.1
-done
-grep -q '^listening udp' "$work/broker.log" || { echo "tspbroker did not start"; exit 1; }
+lab_broker $B "$work/broker.log"
 
 cat >"$work/gogoc.conf" <<EOF
 server=192.0.2.1

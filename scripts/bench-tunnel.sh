@@ -58,7 +58,9 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-[ "$(id -u)" = 0 ] || { echo "bench-tunnel: needs root (network namespaces, TUN)" >&2; exit 1; }
+# shellcheck source=scripts/lab.sh
+. scripts/lab.sh
+lab_need bench-tunnel
 command -v iperf3 >/dev/null || { echo "bench-tunnel: needs iperf3 (apt-get install -y iperf3)" >&2; exit 1; }
 
 work=$(mktemp -d)
@@ -74,7 +76,7 @@ cleanup() {
 	[ -n "$labpid" ] && { touch "$work/lab/stop"; wait "$labpid" 2>/dev/null; }
 	[ -n "$client_pid" ] && kill "$client_pid" 2>/dev/null && wait "$client_pid" 2>/dev/null
 	[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-	for ns in $C $B $I; do ip netns del "$ns" 2>/dev/null; done
+	lab_down $C $B $I
 	if [ "$rc" -ne 0 ] && [ -f "$work/broker.log" ]; then
 		echo "== bench-tunnel FAILED (exit $rc); logs:"
 		echo "-- broker"; tail -n 20 "$work/broker.log"
@@ -180,10 +182,8 @@ run_lab() {
 # ------------------------------------------------------------- client mode
 run_client() {
 	local dur=${dur:-5}
-	local b
-	for b in bin/tspbroker $([ "$client_cmd" = "${CLIENT_CMD_DEFAULT}" ] && echo bin/gogoc); do
-		[ -x "$b" ] || { echo "bench-tunnel: $b missing; run make build" >&2; exit 1; }
-	done
+	# shellcheck disable=SC2046 # an empty or one-word list is meant
+	lab_need bench-tunnel bin/tspbroker $([ "$client_cmd" = "${CLIENT_CMD_DEFAULT}" ] && echo bin/gogoc)
 	local mode=${BENCH_MODE:-v6anyv4} natline
 	case $mode in
 	v6anyv4 | v6udpv4) natline='client_v4=198.51.100.7' ;;
@@ -191,35 +191,9 @@ run_client() {
 	*) echo "bench-tunnel: BENCH_MODE must be v6anyv4, v6udpv4 or v6v4" >&2; exit 2 ;;
 	esac
 
-	local ns
-	for ns in $C $B $I; do
-		ip netns del "$ns" 2>/dev/null || true
-		ip netns add "$ns"
-		ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0
-		ip -n "$ns" link set lo up
-	done
-	ip link add veth-bt-c netns $C type veth peer name veth-bt-b netns $B
-	ip -n $C addr add 192.0.2.2/24 dev veth-bt-c
-	ip -n $B addr add 192.0.2.1/24 dev veth-bt-b
-	ip -n $C link set veth-bt-c up
-	ip -n $B link set veth-bt-b up
-	ip link add veth-bt-i netns $I type veth peer name veth-bt-bi netns $B
-	ip -n $B addr add 2001:db8:ffff::2/64 dev veth-bt-bi nodad
-	ip -n $I addr add 2001:db8:ffff::1/64 dev veth-bt-i nodad
-	ip -n $B link set veth-bt-bi up
-	ip -n $I link set veth-bt-i up
-	ip -n $I -6 route add default via 2001:db8:ffff::2
-	ip netns exec $B sysctl -qw net.ipv6.conf.all.forwarding=1
+	lab_up bt $C $B $I
 
-	ip netns exec $B bin/tspbroker -dataplane -udp 192.0.2.1:3653 -tcp 192.0.2.1:3653 \
-		-server-v4 192.0.2.1 -server-v6 2001:db8:ab::1 -auth ANONYMOUS >"$work/broker.log" 2>&1 &
-	broker_pid=$!
-	for _ in $(seq 50); do
-		grep -q '^listening udp' "$work/broker.log" && break
-		kill -0 "$broker_pid" 2>/dev/null || { echo "bench-tunnel: tspbroker exited" >&2; exit 1; }
-		sleep 0.1
-	done
-	grep -q '^listening udp' "$work/broker.log" || { echo "bench-tunnel: tspbroker did not start" >&2; exit 1; }
+	lab_broker $B "$work/broker.log"
 
 	cat >"$work/gogoc.conf" <<-EOF
 	server=192.0.2.1

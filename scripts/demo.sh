@@ -12,13 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "demo.sh: needs root (network namespaces, TUN devices); try: sudo make demo" >&2
-	exit 1
-fi
-for b in bin/gogoc bin/tspbroker; do
-	[ -x "$b" ] || { echo "demo.sh: $b missing; run make build" >&2; exit 1; }
-done
+# shellcheck source=scripts/lab.sh
+. scripts/lab.sh
+lab_need demo.sh bin/gogoc bin/tspbroker
 
 B=gogoc-demo-broker
 C=gogoc-demo-client
@@ -39,7 +35,7 @@ cleanup() {
 	set +e
 	[ -n "$client_pid" ] && kill "$client_pid" 2>/dev/null && wait "$client_pid" 2>/dev/null
 	[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-	for ns in $C $B $I; do ip netns del "$ns" 2>/dev/null; done
+	lab_down $C $B $I
 	if [ "$rc" -ne 0 ]; then
 		echo "== demo FAILED (exit $rc); logs:"
 		echo "-- broker"; tail -n 30 "$work/broker.log" 2>/dev/null
@@ -54,37 +50,10 @@ trap 'exit 130' INT TERM
 step() { echo; echo "== $*"; }
 
 step "namespaces $C, $B, $I"
-for ns in $C $B $I; do
-	ip netns del "$ns" 2>/dev/null || true
-	ip netns add "$ns"
-	# No duplicate address detection: tentative link-local addresses would
-	# hold back neighbour discovery for a second.
-	ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0
-	ip -n "$ns" link set lo up
-done
-ip link add veth-demo-c netns $C type veth peer name veth-demo-b netns $B
-ip -n $C addr add 192.0.2.2/24 dev veth-demo-c
-ip -n $B addr add 192.0.2.1/24 dev veth-demo-b
-ip -n $C link set veth-demo-c up
-ip -n $B link set veth-demo-b up
-ip link add veth-demo-i netns $I type veth peer name veth-demo-bi netns $B
-ip -n $B addr add 2001:db8:ffff::2/64 dev veth-demo-bi nodad
-ip -n $I addr add 2001:db8:ffff::1/64 dev veth-demo-i nodad
-ip -n $B link set veth-demo-bi up
-ip -n $I link set veth-demo-i up
-ip -n $I -6 route add default via 2001:db8:ffff::2
-ip netns exec $B sysctl -qw net.ipv6.conf.all.forwarding=1
+lab_up demo $C $B $I
 
 step "broker: tspbroker -dataplane on 192.0.2.1:3653"
-ip netns exec $B bin/tspbroker -dataplane -udp 192.0.2.1:3653 -tcp 192.0.2.1:3653 \
-	-server-v4 192.0.2.1 -server-v6 2001:db8:ab::1 -auth ANONYMOUS >"$work/broker.log" 2>&1 &
-broker_pid=$!
-for _ in $(seq 50); do
-	grep -q '^listening udp' "$work/broker.log" && break
-	kill -0 "$broker_pid" 2>/dev/null || { echo "tspbroker exited"; exit 1; }
-	sleep 0.1
-done
-grep -q '^listening udp' "$work/broker.log" || { echo "tspbroker did not start"; exit 1; }
+lab_broker $B "$work/broker.log"
 grep '^listening' "$work/broker.log"
 
 cat >"$work/gogoc.conf" <<EOF
