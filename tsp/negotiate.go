@@ -107,13 +107,13 @@ func (n *Negotiator) negotiateServer(ctx context.Context, server string) (*Resul
 	versionsExhausted := false
 	var lastErr error
 	for _, network := range networks {
-		versions := Versions[:3]
+		versions := versionOrder[:3]
 		if network == TCP {
 			if versionsExhausted {
 				// UDP refused every 2.0.x: only the TCP-only 1.0.1 is left.
-				versions = Versions[3:]
+				versions = versionOrder[3:]
 			} else {
-				versions = Versions
+				versions = versionOrder[:]
 			}
 			if n.Request.Type == V4V6 {
 				versions = versions[:min(len(versions), 3)]

@@ -10,8 +10,9 @@ import (
 	"strings"
 )
 
-// Versions in the order the old client falls back through them (spec §2.4).
-var Versions = []string{"2.0.2", "2.0.1", "2.0.0", "1.0.1"}
+// versionOrder is the order the old client falls back through (spec §2.4);
+// unexported so no importer can change it for every session.
+var versionOrder = [...]string{"2.0.2", "2.0.1", "2.0.0", "1.0.1"}
 
 // Session runs one negotiation on one transport: VERSION, CAPABILITY,
 // AUTHENTICATE, tunnel request, offer; then Accept or Reject.
@@ -32,7 +33,7 @@ type Session struct {
 
 func (s *Session) version() string {
 	if s.Version == "" {
-		return Versions[0]
+		return versionOrder[0]
 	}
 	return s.Version
 }
