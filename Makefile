@@ -7,7 +7,7 @@ BIN     := bin
 # coordinator into a spurious "context deadline exceeded" (golang/go#75804).
 FUZZTIME ?= 20000x
 
-.PHONY: all build test test-unit fuzz-smoke lint demo bench clean
+.PHONY: all build test test-unit fuzz-smoke lint demo bench clean test-vm test-cross cross size ipk
 
 all: build
 
@@ -28,7 +28,8 @@ fuzz-smoke:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	shellcheck -x scripts/*.sh .ci/run
+	shellcheck -x scripts/*.sh scripts/vm/init .ci/run openwrt/gogoc/files/gogoc.init openwrt/gogoc/files/gogoc.hotplug \
+		openwrt/gogoc/files/gogoc.uci-defaults openwrt/gogoc/files/gogoc-openwrt openwrt/*/ipk/*
 	@if command -v staticcheck >/dev/null; then staticcheck ./...; \
 	elif [ -x "$$($(GO) env GOPATH)/bin/staticcheck" ]; then "$$($(GO) env GOPATH)/bin/staticcheck" ./...; \
 	else echo "staticcheck not installed (scripts/install-tools.sh)"; exit 1; fi
@@ -38,6 +39,27 @@ demo: build
 
 bench:
 	scripts/bench-negotiate.sh
+
+# Kernel data planes (sit, sit+fou, ip6tnl) in Debian's 6.1 kernel under
+# qemu; ARCH=arm64|mipsle boots those architectures (on demand, not in CI).
+test-vm:
+	scripts/vm-test.sh $(or $(ARCH),amd64)
+
+# Pure-Go packages' tests for mips, mipsle, arm and arm64 under qemu-user.
+test-cross:
+	scripts/test-cross.sh
+
+# Static, stripped binaries per router architecture into dist/.
+cross:
+	VERSION=$(VERSION) scripts/cross.sh dist
+
+# Binary and gzip sizes per architecture against the budgets (fails above).
+size:
+	VERSION=$(VERSION) scripts/size.sh dist
+
+# OpenWrt packages (gogoc per arch, luci-app-gogoc) into dist/.
+ipk:
+	VERSION=$(VERSION) scripts/ipk.sh dist
 
 clean:
 	rm -rf $(BIN) dist

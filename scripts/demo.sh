@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# make demo: a real tunnel between two network namespaces.
+# make demo: a real tunnel between network namespaces, in router mode.
 #
-#   gogoc-demo-client  192.0.2.2 ──veth── 192.0.2.1  gogoc-demo-broker ──veth── gogoc-demo-inet
-#   gogoc run                               tspbroker -dataplane               2001:db8:ffff::1
+#   gogoc-demo-lan ──veth── gogoc-demo-client 192.0.2.2 ──veth── 192.0.2.1 gogoc-demo-broker ──veth── gogoc-demo-inet
+#   SLAAC host              gogoc run (router, /56)                tspbroker -dataplane              2001:db8:ffff::1
 #
 # The client declares a client_v4 that differs from its source address, so
-# the broker "sees" NAT and offers v6udpv4 for tunnel_mode=v6anyv4. The
-# demo pings the broker's tunnel address and the host behind the broker,
-# then stops gogoc with SIGTERM and checks that the tunnel device is gone.
-# Everything is created inside the namespaces and removed on exit.
+# the broker "sees" NAT and offers v6udpv4 for tunnel_mode=v6anyv4. It asks
+# for a /56 and advertises the first /64 on the LAN with its own Router
+# Advertisements; the LAN host configures itself from them and pings the
+# host behind the broker through the tunnel. SIGTERM then sends the final
+# RA: the LAN host loses its default route and its address is deprecated;
+# the tunnel device is gone. Everything is created inside the namespaces and
+# removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +22,8 @@ lab_need demo.sh bin/gogoc bin/tspbroker
 B=gogoc-demo-broker
 C=gogoc-demo-client
 I=gogoc-demo-inet
+L=gogoc-demo-lan
+LANIF=veth-demo-h
 # DEMO_MODE=v6v4 shows the protocol-41 path instead (no NAT declared).
 mode=${DEMO_MODE:-v6anyv4}
 case $mode in
@@ -35,7 +40,7 @@ cleanup() {
 	set +e
 	[ -n "$client_pid" ] && kill "$client_pid" 2>/dev/null && wait "$client_pid" 2>/dev/null
 	[ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
-	lab_down $C $B $I
+	lab_down $L $C $B $I
 	if [ "$rc" -ne 0 ]; then
 		echo "== demo FAILED (exit $rc); logs:"
 		echo "-- broker"; tail -n 30 "$work/broker.log" 2>/dev/null
@@ -49,23 +54,30 @@ trap 'exit 130' INT TERM
 
 step() { echo; echo "== $*"; }
 
-step "namespaces $C, $B, $I"
+step "namespaces $L, $C, $B, $I"
 lab_up demo $C $B $I
+lab_lan demo $C $L
 
-step "broker: tspbroker -dataplane on 192.0.2.1:3653"
-lab_broker $B "$work/broker.log"
+# Prefix delegation is for authenticated users only.
+step "broker: tspbroker -dataplane on 192.0.2.1:3653, user demo, DNS 2001:db8:ffff::53"
+lab_broker $B "$work/broker.log" -auth DIGEST-MD5 -user demo:demo -dns 2001:db8:ffff::53
 grep '^listening' "$work/broker.log"
 
 cat >"$work/gogoc.conf" <<EOF
 server=192.0.2.1
-auth_method=anonymous
+auth_method=digest-md5
+userid=demo
+passwd=demo
 tunnel_mode=$mode
 $natline
 keepalive=yes
 keepalive_interval=5
+host_type=router
+prefixlen=56
+if_prefix=veth-demo-l
 EOF
-step "client: gogoc run -f gogoc.conf"
-sed 's/^/   /' "$work/gogoc.conf"
+step "client: gogoc run -f gogoc.conf (router mode)"
+sed -e 's/^passwd=.*/passwd=********/' -e 's/^/   /' "$work/gogoc.conf"
 ip netns exec $C bin/gogoc run -f "$work/gogoc.conf" >"$work/gogoc.log" 2>&1 &
 client_pid=$!
 for _ in $(seq 50); do
@@ -80,10 +92,25 @@ ip -n $C -6 addr show dev $TUN
 step "client: ip -6 route"
 ip -n $C -6 route
 
+step "client: ip -6 route show type unreachable (the unused rest of the /56)"
+ip -n $C -6 route show type unreachable
+
 step "ping the broker's tunnel address 2001:db8:ab::1"
 ip netns exec $C ping -6 -c 3 -i 0.2 -W 2 2001:db8:ab::1
-step "ping the host behind the broker 2001:db8:ffff::1"
-ip netns exec $C ping -6 -c 3 -i 0.2 -W 2 2001:db8:ffff::1
+
+step "LAN host: waiting for a SLAAC address from gogoc's Router Advertisement"
+for _ in $(seq 50); do
+	ip -n $L -6 addr show dev $LANIF scope global | grep -q inet6 && break
+	sleep 0.1
+done
+ip -n $L -6 addr show dev $LANIF scope global | grep -q inet6 || { echo "no global address on the LAN host within 5 s"; exit 1; }
+ip -n $L -6 addr show dev $LANIF
+step "LAN host: ip -6 route"
+ip -n $L -6 route
+step "LAN host: rdisc6 $LANIF"
+ip netns exec $L rdisc6 -1 -w 1000 $LANIF
+step "LAN host: ping the host behind the broker 2001:db8:ffff::1 through the router and the tunnel"
+ip netns exec $L ping -6 -c 3 -i 0.2 -W 2 2001:db8:ffff::1
 
 step "SIGTERM to gogoc"
 kill -TERM "$client_pid"
@@ -97,6 +124,10 @@ if ip -n $C link show dev $TUN >/dev/null 2>&1; then
 	echo "tunnel device $TUN still present"; exit 1
 fi
 echo "tunnel device $TUN is gone"
+step "LAN host after the final RA: no default route, address deprecated"
+if ip -n $L -6 route show default | grep .; then echo "LAN host still has a default route"; exit 1; fi
+ip -n $L -6 addr show dev $LANIF scope global
+ip -n $L -6 addr show dev $LANIF scope global | grep -q deprecated || { echo "LAN address not deprecated"; exit 1; }
 step "gogoc log"
 sed 's/^/   /' "$work/gogoc.log"
 echo

@@ -5,6 +5,10 @@
 #   client 192.0.2.2 ──veth── 192.0.2.1 broker ──veth── inet 2001:db8:ffff::1
 #                             tspbroker -dataplane (tunnel side 2001:db8:ab::1)
 #
+# and, for router mode (lab_lan), a LAN host behind the client:
+#
+#   lan (SLAAC) ──veth-TAG-h / veth-TAG-l── client (gogoc, host_type=router)
+#
 # One definition keeps the demo and the benchmarks on the same layout.
 
 # lab_need NAME BINARY...: root and the built binaries, or a clear exit.
@@ -55,14 +59,32 @@ lab_down() {
 	return 0
 }
 
-# lab_broker BROKER_NS LOG: start tspbroker -dataplane on 192.0.2.1:3653,
-# set broker_pid and wait until it listens.
+# lab_lan TAG CLIENT_NS LAN_NS: a fresh LAN namespace linked to the client
+# (router side veth-TAG-l, host side veth-TAG-h). The host takes RAs and
+# forms SLAAC addresses, without duplicate address detection.
+lab_lan() {
+	local tag=$1 c=$2 l=$3
+	ip netns del "$l" 2>/dev/null || true
+	ip netns add "$l"
+	ip netns exec "$l" sysctl -qw net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0 \
+		net.ipv6.conf.default.accept_ra=1 net.ipv6.conf.default.autoconf=1
+	ip -n "$l" link set lo up
+	ip link add "veth-$tag-h" netns "$l" type veth peer name "veth-$tag-l" netns "$c"
+	ip -n "$l" link set "veth-$tag-h" up
+	ip -n "$c" link set "veth-$tag-l" up
+}
+
+# lab_broker BROKER_NS LOG [TSPBROKER_ARGS...]: start tspbroker -dataplane on
+# 192.0.2.1:3653 (anonymous unless the extra arguments say otherwise), set
+# broker_pid and wait until it listens.
 lab_broker() {
-	ip netns exec "$1" bin/tspbroker -dataplane -udp 192.0.2.1:3653 -tcp 192.0.2.1:3653 \
-		-server-v4 192.0.2.1 -server-v6 2001:db8:ab::1 -auth ANONYMOUS >"$2" 2>&1 &
+	local ns=$1 log=$2
+	shift 2
+	ip netns exec "$ns" bin/tspbroker -dataplane -udp 192.0.2.1:3653 -tcp 192.0.2.1:3653 \
+		-server-v4 192.0.2.1 -server-v6 2001:db8:ab::1 -auth ANONYMOUS "$@" >"$log" 2>&1 &
 	broker_pid=$!
 	for _ in $(seq 50); do
-		grep -q '^listening udp' "$2" && return 0
+		grep -q '^listening udp' "$log" && return 0
 		kill -0 "$broker_pid" 2>/dev/null || { echo "tspbroker exited" >&2; return 1; }
 		sleep 0.1
 	done

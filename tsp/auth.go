@@ -22,7 +22,7 @@ const (
 
 // chooseMechanism applies spec §3.1: a named method must be offered; "any"
 // takes the strongest offered of PASSDSS, DIGEST-MD5, PLAIN and never
-// ANONYMOUS. PASSDSS-3DES-1 is not built yet, so "any" passes over it.
+// ANONYMOUS.
 func chooseMechanism(m AuthMethod, caps Capability) (string, error) {
 	want := map[AuthMethod]struct {
 		bit  Capability
@@ -34,7 +34,7 @@ func chooseMechanism(m AuthMethod, caps Capability) (string, error) {
 		AuthPassDSS:   {CapPassDSS, mechPassDSS},
 	}
 	if m == AuthAny {
-		for _, c := range []AuthMethod{AuthDigestMD5, AuthPlain} {
+		for _, c := range []AuthMethod{AuthPassDSS, AuthDigestMD5, AuthPlain} {
 			if caps&want[c].bit != 0 {
 				return want[c].name, nil
 			}
@@ -47,9 +47,6 @@ func chooseMechanism(m AuthMethod, caps Capability) (string, error) {
 	}
 	if caps&w.bit == 0 {
 		return "", fmt.Errorf("%w: configured %s, broker offers %s", ErrNoCommonAuth, m, caps)
-	}
-	if w.name == mechPassDSS {
-		return "", fmt.Errorf("tsp auth: %s is not supported by this build yet", mechPassDSS)
 	}
 	return w.name, nil
 }
@@ -71,6 +68,8 @@ func (s *Session) authenticate(ctx context.Context, mech string) error {
 		return s.authPlain(ctx)
 	case mechDigestMD5:
 		return s.authDigest(ctx)
+	case mechPassDSS:
+		return s.authPassDSS(ctx)
 	}
 	return fmt.Errorf("tsp auth: mechanism %s not implemented", mech)
 }

@@ -38,7 +38,8 @@ func startBroker(t testing.TB, host string, mut func(*testbroker.Config)) *broke
 	t.Helper()
 	cfg := testbroker.Config{
 		Tunnels:    []string{testbroker.TunnelV6V4, testbroker.TunnelV6UDPV4, testbroker.TunnelV4V6},
-		Auth:       []string{testbroker.AuthAnonymous, testbroker.AuthPlain, testbroker.AuthDigestMD5},
+		Auth:       []string{testbroker.AuthAnonymous, testbroker.AuthPlain, testbroker.AuthDigestMD5, testbroker.AuthPassDSS},
+		DSAKey:     mustKey(t, brokerKey),
 		Users:      map[string]string{testUser: testPass},
 		ServerV4:   netip.MustParseAddr("127.0.0.1"),
 		ServerV6:   netip.MustParseAddr("2001:db8:ab::1"),
@@ -94,7 +95,8 @@ func ctxT(t testing.TB) context.Context {
 func TestE2EMatrix(t *testing.T) {
 	b4 := startBroker(t, "127.0.0.1", nil)
 	b6 := startBroker(t, "::1", nil)
-	auths := []tsp.AuthMethod{tsp.AuthAnonymous, tsp.AuthPlain, tsp.AuthDigestMD5, tsp.AuthAny}
+	auths := []tsp.AuthMethod{tsp.AuthAnonymous, tsp.AuthPlain, tsp.AuthDigestMD5, tsp.AuthPassDSS, tsp.AuthAny}
+	keys := knownKeys(t, "broker.test", mustKey(t, brokerKey))
 	types := []tsp.TunnelType{tsp.V6V4, tsp.V6UDPV4, tsp.V6AnyV4, tsp.V4V6}
 	for _, network := range []tsp.Network{tsp.UDP, tsp.TCP} {
 		for _, typ := range types {
@@ -117,7 +119,7 @@ func TestE2EMatrix(t *testing.T) {
 						req.Router, req.PrefixLen = true, 56
 					}
 					n := &tsp.Negotiator{Dial: b.dial(network), Request: req,
-						Creds: tsp.Credentials{Method: auth, UserID: testUser, Password: testPass}}
+						Creds: tsp.Credentials{Method: auth, UserID: testUser, Password: testPass, KnownKeys: keys}}
 					res, err := n.Negotiate(ctxT(t), "broker.test")
 					if err != nil {
 						t.Fatal(err)
@@ -134,7 +136,7 @@ func TestE2EMatrix(t *testing.T) {
 					if o.Type != want || res.Session.T.Network() != network {
 						t.Fatalf("got %s over %s, want %s over %s", o.Type, res.Session.T.Network(), want, network)
 					}
-					wantMech := map[tsp.AuthMethod]string{tsp.AuthAnonymous: "ANONYMOUS", tsp.AuthPlain: "PLAIN", tsp.AuthDigestMD5: "DIGEST-MD5", tsp.AuthAny: "DIGEST-MD5"}[auth]
+					wantMech := map[tsp.AuthMethod]string{tsp.AuthAnonymous: "ANONYMOUS", tsp.AuthPlain: "PLAIN", tsp.AuthDigestMD5: "DIGEST-MD5", tsp.AuthPassDSS: "PASSDSS-3DES-1", tsp.AuthAny: "PASSDSS-3DES-1"}[auth]
 					if res.Session.Mechanism != wantMech {
 						t.Errorf("mechanism %s, want %s", res.Session.Mechanism, wantMech)
 					}
@@ -377,7 +379,9 @@ func TestNoSecretsInLogs(t *testing.T) {
 			}
 		}
 	}
+	logs.mu.Lock() // broker goroutines may still be logging
 	out := logs.b.String()
+	logs.mu.Unlock()
 	if !strings.Contains(out, "authenticated") {
 		t.Fatalf("debug log is missing, the check would be vacuous:\n%s", out)
 	}

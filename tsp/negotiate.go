@@ -5,12 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // ErrRedirectLoop: following redirects led back to a broker already tried,
 // or went deeper than Negotiator.MaxRedirects.
 var ErrRedirectLoop = errors.New("broker redirect loop")
+
+// DefaultTCPFallbackDelay is how long UDP may stay silent before TCP is
+// started beside it. The old client waited for three RUDP tries (≈6 s).
+const DefaultTCPFallbackDelay = 1500 * time.Millisecond
 
 // DialFunc opens a fresh transport of the given network to a server string
 // (host, host:port, [v6]:port).
@@ -25,6 +31,16 @@ type Negotiator struct {
 	Request Request
 	// MaxRedirects bounds the redirect depth; 0 means 4.
 	MaxRedirects int
+	// TCPFallbackDelay is how long the first UDP attempt may go without any
+	// answer before a TCP attempt is started beside it (v6v4, v6anyv4,
+	// v4v6); the first to produce an offer wins and the other is closed.
+	// 0 means DefaultTCPFallbackDelay; negative waits until UDP gives up,
+	// as the old client did. v6udpv4 never uses TCP.
+	TCPFallbackDelay time.Duration
+	// OrderBrokers, when set, gets the servers of each redirect (those not
+	// tried yet) and returns them in the order to try, e.g. by measured
+	// distance (spec §7.1). Servers it leaves out are not tried.
+	OrderBrokers func(ctx context.Context, servers []string) []string
 	CNonce       func() string
 	Log          *slog.Logger
 }
@@ -80,6 +96,12 @@ func (n *Negotiator) Negotiate(ctx context.Context, server string) (*Result, err
 		if len(list) == 0 {
 			return nil, fmt.Errorf("%w: every broker in the redirect was already tried", ErrRedirectLoop)
 		}
+		if n.OrderBrokers != nil {
+			list = n.OrderBrokers(ctx, list)
+			if len(list) == 0 {
+				return nil, fmt.Errorf("%w: no usable broker in the redirect", ErrRedirect)
+			}
+		}
 		n.log().Info("broker redirect", "brokers", len(list), "first", list[0])
 	}
 }
@@ -98,51 +120,167 @@ func unreachable(err error) bool {
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
 }
 
-// negotiateServer walks the transports and versions for one broker.
+// Unreachable reports whether err means the broker never took part in the
+// exchange (no answer, port closed, no route), as opposed to a broker that
+// answered and refused. Supervisors fail over to another broker on it.
+func Unreachable(err error) bool { return unreachable(err) }
+
+// lane is the outcome of one transport's walk through the versions.
+type lane struct {
+	res       *Result
+	err       error
+	tcp       bool
+	exhausted bool // UDP: every 2.0.x version was refused
+}
+
+// negotiateServer tries one broker: UDP through the versions and, except
+// for v6udpv4, TCP when UDP stays silent for TCPFallbackDelay or fails to
+// reach the broker, whichever comes first.
 func (n *Negotiator) negotiateServer(ctx context.Context, server string) (*Result, error) {
-	networks := []Network{UDP, TCP}
 	if n.Request.Type == V6UDPV4 {
-		networks = networks[:1] // the tunnel must share the UDP socket
+		// The tunnel must share the UDP socket.
+		res, _, err := n.udpLane(ctx, server, nil)
+		return res, err
 	}
-	versionsExhausted := false
-	var lastErr error
-	for _, network := range networks {
-		versions := versionOrder[:3]
-		if network == TCP {
-			if versionsExhausted {
-				// UDP refused every 2.0.x: only the TCP-only 1.0.1 is left.
-				versions = versionOrder[3:]
-			} else {
-				versions = versionOrder[:]
-			}
-			if n.Request.Type == V4V6 {
-				versions = versions[:min(len(versions), 3)]
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lanes := make(chan lane, 2)
+	var answered atomic.Bool
+	go func() {
+		res, exhausted, err := n.udpLane(ctx, server, &answered)
+		lanes <- lane{res: res, err: err, exhausted: exhausted}
+	}()
+	pending, tcpStarted := 1, false
+	startTCP := func(onlyOld bool) {
+		pending++
+		tcpStarted = true
+		go func() {
+			res, err := n.tcpLane(ctx, server, onlyOld)
+			lanes <- lane{res: res, err: err, tcp: true}
+		}()
+	}
+	var timer <-chan time.Time
+	if d := n.fallbackDelay(); d >= 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timer = t.C
+	}
+	// finish stops the other lane and waits for it, discarding an offer it
+	// may have obtained meanwhile, so nothing stays open after return.
+	finish := func(res *Result, err error) (*Result, error) {
+		cancel()
+		for ; pending > 0; pending-- {
+			if l := <-lanes; l.err == nil {
+				l.res.discard()
 			}
 		}
-		for _, v := range versions {
-			res, err := n.attempt(ctx, server, network, v)
-			if err == nil {
-				return res, nil
+		return res, err
+	}
+	var udpErr error
+	for pending > 0 {
+		select {
+		case <-timer:
+			timer = nil
+			if !answered.Load() && !tcpStarted {
+				n.log().Info("no answer over UDP yet, trying TCP beside it", "server", server, "after", n.fallbackDelay())
+				startTCP(false)
 			}
-			lastErr = err
-			var st *StatusError
-			if errors.As(err, &st) && st.Phase == "capability" && st.Code == StatusBadVersion {
-				n.log().Info("broker refused version, falling back", "server", server, "version", v)
-				versionsExhausted = true
-				continue
+		case l := <-lanes:
+			pending--
+			switch {
+			case l.err == nil:
+				return finish(l.res, nil)
+			case !l.tcp && (l.exhausted || unreachable(l.err)):
+				udpErr = l.err
+				if !tcpStarted {
+					if !l.exhausted {
+						n.log().Info("no answer over UDP, trying TCP", "server", server)
+					}
+					startTCP(l.exhausted)
+				}
+			case l.tcp && unreachable(l.err) && pending > 0:
+				// UDP may still get through.
+				udpErr = l.err
+			default:
+				// A broker that answered and refused, or the last lane.
+				return finish(nil, l.err)
 			}
-			versionsExhausted = false
-			if network == UDP && unreachable(err) && len(networks) > 1 {
-				n.log().Info("no answer over UDP, trying TCP", "server", server)
-				break
-			}
+		}
+	}
+	return nil, udpErr
+}
+
+func (n *Negotiator) fallbackDelay() time.Duration {
+	if n.TCPFallbackDelay == 0 {
+		return DefaultTCPFallbackDelay
+	}
+	return n.TCPFallbackDelay
+}
+
+// udpLane walks the 2.0.x versions over UDP. exhausted reports that the
+// broker refused every one of them.
+func (n *Negotiator) udpLane(ctx context.Context, server string, answered *atomic.Bool) (_ *Result, exhausted bool, _ error) {
+	var lastErr error
+	for _, v := range versionOrder[:3] {
+		res, err := n.attempt(ctx, server, UDP, v, answered)
+		if err == nil {
+			return res, false, nil
+		}
+		lastErr = err
+		if !badVersion(err) {
+			return nil, false, err
+		}
+		n.log().Info("broker refused version, falling back", "server", server, "version", v)
+	}
+	return nil, true, lastErr
+}
+
+// tcpLane walks the versions over TCP; onlyOld when UDP already saw every
+// 2.0.x refused, so that only the TCP-only 1.0.1 is left.
+func (n *Negotiator) tcpLane(ctx context.Context, server string, onlyOld bool) (*Result, error) {
+	versions := versionOrder[:]
+	if onlyOld {
+		versions = versionOrder[3:]
+	}
+	if n.Request.Type == V4V6 {
+		versions = versions[:min(len(versions), 3)]
+	}
+	var lastErr error
+	for _, v := range versions {
+		res, err := n.attempt(ctx, server, TCP, v, nil)
+		if err == nil {
+			return res, nil
+		}
+		lastErr = err
+		if !badVersion(err) {
 			return nil, err
 		}
+		n.log().Info("broker refused version, falling back", "server", server, "version", v)
 	}
 	return nil, lastErr
 }
 
-func (n *Negotiator) attempt(ctx context.Context, server string, network Network, version string) (*Result, error) {
+func badVersion(err error) bool {
+	var st *StatusError
+	return errors.As(err, &st) && st.Phase == "capability" && st.Code == StatusBadVersion
+}
+
+// answerWatch marks answered once the broker replied to anything, so the
+// TCP fallback is not started beside a session that is merely slow.
+type answerWatch struct {
+	Transport
+	answered *atomic.Bool
+}
+
+func (w answerWatch) Exchange(ctx context.Context, msg []byte) ([]byte, error) {
+	b, err := w.Transport.Exchange(ctx, msg)
+	if err == nil {
+		w.answered.Store(true)
+	}
+	return b, err
+}
+
+func (n *Negotiator) attempt(ctx context.Context, server string, network Network, version string, answered *atomic.Bool) (*Result, error) {
 	t, err := n.Dial(ctx, server, network)
 	if err != nil {
 		return nil, &dialError{fmt.Errorf("tsp dial %s %s: %w", network, server, err)}
@@ -150,12 +288,24 @@ func (n *Negotiator) attempt(ctx context.Context, server string, network Network
 	creds := n.Creds
 	creds.Server = server
 	s := &Session{T: t, Version: version, Creds: creds, Request: n.Request, CNonce: n.CNonce, Log: n.Log}
+	if answered != nil {
+		s.T = answerWatch{Transport: t, answered: answered}
+	}
 	offer, err := s.Negotiate(ctx)
+	s.T = t // callers type-assert the transport (RUDP.Detach)
 	if err != nil {
 		t.Close()
 		return nil, err
 	}
 	return &Result{Session: s, Offer: offer, Server: server}, nil
+}
+
+// discard rejects an offer that lost the race and closes its transport.
+func (r *Result) discard() {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_ = r.Session.Reject(ctx)
+	_ = r.Session.T.Close()
 }
 
 func (n *Negotiator) log() *slog.Logger {

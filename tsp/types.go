@@ -2,10 +2,12 @@ package tsp
 
 import (
 	"encoding/json"
+	"io"
 	"net/netip"
 	"time"
 
 	"github.com/jsklein/gogoc/internal/secret"
+	"github.com/jsklein/gogoc/tsp/knownkeys"
 )
 
 // TunnelType is a TSP tunnel type as written on the wire.
@@ -37,9 +39,34 @@ type Credentials struct {
 	UserID   string
 	Password secret.String
 	// Server is the broker string as configured or redirected; DIGEST-MD5
-	// puts it in digest-uri ("tsp/" + Server) exactly as given.
+	// puts it in digest-uri ("tsp/" + Server) exactly as given, and
+	// PASSDSS-3DES-1 looks its key up under it.
 	Server string
+
+	// PASSDSS-3DES-1 only (spec §3.6).
+	// KnownKeys is the known server keys file (config known_keys).
+	KnownKeys string
+	// KeyPolicy is server_key_policy; empty means KeyStrict.
+	KeyPolicy KeyPolicy
+	// KeyPrompt, when set, asks about an unknown key under KeyStrict. Set
+	// it only when stdin is a terminal: TerminalKeyPrompt does that.
+	KeyPrompt knownkeys.Prompt
+
+	// dhRand, when set, replaces crypto/rand for the PASSDSS DH private
+	// value, so that tests can recompute the session keys they look for.
+	dhRand io.Reader
 }
+
+// KeyPolicy is what PASSDSS-3DES-1 does with a broker key the known keys
+// file does not vouch for.
+type KeyPolicy = knownkeys.Policy
+
+// Key policies (config server_key_policy).
+const (
+	KeyStrict = knownkeys.Strict // unknown or changed key: refuse (an operator at a terminal may accept an unknown one)
+	KeyTOFU   = knownkeys.TOFU   // unknown key: store it; changed key: refuse
+	KeyAccept = knownkeys.Accept // any key, nothing stored
+)
 
 // Request is what the client asks for (spec §4.1).
 type Request struct {

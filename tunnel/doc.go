@@ -22,6 +22,11 @@
 // reuse the rest: removeLeftover, planFor/configureLink with its undo stack,
 // and the prober on a NewPingConn bound to the device.
 //
+// v4v6 (IPv4 in IPv6, spec §1.7) swaps the families: an ip6tnl device in
+// ipip6 mode, or a TUN carrying IPv4 bridged to a raw IPv6 protocol-4
+// socket (with IPv4 TCP segmentation offload, v4v6_offload.go), the prober
+// on an ICMPv4 NewPingConn4; ForwarderV4V6 is its broker side.
+//
 // Everything a test must control is injectable: the network namespace, the
 // netlink handle, the sockets, and the prober's clock and ICMPv6 socket.
 package tunnel

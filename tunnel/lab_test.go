@@ -151,7 +151,7 @@ func listenTCP(t testing.TB, ns *labNS, addr string) net.Listener {
 	t.Helper()
 	var l net.Listener
 	err := InNetNS(ns.h, func() (err error) {
-		l, err = net.Listen("tcp6", addr)
+		l, err = net.Listen("tcp", addr) // IPv6 or IPv4 (v4v6) by the address
 		return err
 	})
 	if err != nil {
@@ -164,7 +164,7 @@ func listenTCP(t testing.TB, ns *labNS, addr string) net.Listener {
 func dialTCP(ns *labNS, addr string) (net.Conn, error) {
 	var c net.Conn
 	err := InNetNS(ns.h, func() (err error) {
-		c, err = net.Dial("tcp6", addr)
+		c, err = net.Dial("tcp", addr)
 		return err
 	})
 	if err != nil {

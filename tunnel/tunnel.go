@@ -52,6 +52,10 @@ type Config struct {
 	// reuses the NAT mapping the broker has seen. Unused for v6v4.
 	Conn net.Conn
 
+	// DataPlane chooses the implementation New builds: "auto" (default:
+	// kernel when usable, else userspace), "kernel" or "userspace".
+	DataPlane string
+
 	IfName       string // default "tun6"
 	MTU          int    // default Offer.MTU if set, else 1280
 	RouteMetric  int    // metric of ::/0, default 1024
@@ -243,6 +247,9 @@ func (s *eventSink) emit(e Event) {
 // named cfg.IfName from an earlier run is removed first. On error nothing it
 // added remains. ctx bounds only the set-up.
 func NewUserspace(ctx context.Context, cfg Config) (Tunnel, error) {
+	if cfg.Offer.Type == tsp.V4V6 {
+		return newUserspaceV4V6(ctx, cfg) // TUN (IPv4) ⇄ raw IPv6 protocol-4 socket
+	}
 	return newUserspace(ctx, cfg)
 }
 
@@ -292,7 +299,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	if !o.ServerV6.Is6() || o.ServerV6.Is4In6() {
 		return cfg, fmt.Errorf("offer has no server IPv6 address (%v)", o.ServerV6)
 	}
-	if k.enabled() && !o.KeepaliveAddr.Is6() {
+	if o.Type == tsp.V4V6 {
+		// Outer endpoints are IPv6 as checked; inner addresses are IPv4.
+		if err := checkV4V6Offer(o, k.enabled()); err != nil {
+			return cfg, err
+		}
+	} else if k.enabled() && !o.KeepaliveAddr.Is6() {
 		// spec §6: an interval without an address is a keepalive error.
 		return cfg, fmt.Errorf("keepalive every %v but no IPv6 keepalive address in the offer", k.Interval)
 	}

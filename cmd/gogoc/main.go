@@ -1,5 +1,5 @@
 // Command gogoc is the TSP tunnel-broker client. Sub-commands: run (the
-// default), negotiate, check, import, version.
+// default), status, reconnect, negotiate, check, import, version.
 package main
 
 import (
@@ -34,6 +34,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "run":
 		return cmdRun(args, stdout, stderr)
+	case "status":
+		return cmdStatus(args, stdout, stderr)
+	case "reconnect":
+		return cmdReconnect(args, stdout, stderr)
 	case "help":
 		usage(stdout)
 		return 0
@@ -48,6 +52,8 @@ func usage(w io.Writer) {
 
 commands:
   run        negotiate and keep the tunnel up (default)
+  status     show the running daemon's state (--json for programs)
+  reconnect  ask the running daemon for a new tunnel (SIGUSR1)
   negotiate  negotiate with the broker and print the offer as JSON; changes nothing
   check      validate a configuration and print it (password masked)
   import     convert a legacy gogoc.conf to UCI

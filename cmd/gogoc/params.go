@@ -133,6 +133,7 @@ func tspParams(c *config.Config) (tsp.Request, tsp.Credentials) {
 		PrefixLen:         c.PrefixLen,
 		DNSServers:        c.DNSServers,
 	}
-	creds := tsp.Credentials{Method: tsp.AuthMethod(c.AuthMethod), UserID: c.UserID, Password: c.Password, Server: c.Server}
+	creds := tsp.Credentials{Method: tsp.AuthMethod(c.AuthMethod), UserID: c.UserID, Password: c.Password, Server: c.Server,
+		KnownKeys: c.KnownKeys, KeyPolicy: tsp.KeyPolicy(c.ServerKeyPolicy), KeyPrompt: tsp.TerminalKeyPrompt()}
 	return req, creds
 }

@@ -2,29 +2,31 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/jsklein/gogoc/config"
-	"github.com/jsklein/gogoc/tsp"
+	"github.com/jsklein/gogoc/daemon"
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/tunnel"
 )
 
-// cmdRun negotiates a tunnel, brings it up and keeps it up until SIGINT or
-// SIGTERM, renegotiating when the keepalive is lost or the broker ends the
-// session. It is a simple loop; the full supervisor comes later.
+// cmdRun runs the supervisor (package daemon) until SIGINT or SIGTERM: it
+// negotiates, builds the tunnel, keeps it up and reconnects by itself.
+// SIGUSR1 asks for a reconnect (`gogoc reconnect`, the OpenWrt hotplug
+// script), SIGHUP re-reads the configuration.
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gogoc run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	bf := addBrokerFlags(fs)
-	verbose := fs.Bool("v", false, "debug logging to stderr")
+	verbose := fs.Bool("v", false, "debug logging to stderr (log_stderr 3)")
+	statusFile := fs.String("status-file", "", "status JSON `file` (default: status_file, "+config.DefaultStatusFile+")")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
@@ -32,6 +34,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gogoc run: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
+	// Catch the signals first: their default action would kill a daemon
+	// that procd or the hotplug script signals while it starts.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+
 	c, ok := bf.config(fs, "gogoc run", stderr)
 	if !ok {
 		return 2
@@ -42,169 +52,113 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "gogoc run: disabled by the configuration (set option enabled '1')")
 		return 1
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
+	if *statusFile == "" {
+		*statusFile = c.StatusFile
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	stateDir := filepath.Dir(*statusFile)
+	lg, err := logx.New(logOptions(c, *verbose, stateDir, stdout, stderr))
+	if err != nil {
+		fmt.Fprintf(stderr, "gogoc run: %v\n", err)
+		return 1
+	}
+	defer lg.Close()
+	log := lg.Logger
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	r := &runner{cfg: c, log: log, stdout: stdout}
-	r.loop(ctx)
+	lan, err := newLAN(c, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "gogoc run: %v\n", err)
+		return 1
+	}
+	var lanD daemon.LAN
+	if lan != nil {
+		lanD = lan
+	}
+	d, err := daemon.New(daemon.Options{
+		Config: c,
+		// tunnel.New honours data_plane: kernel sit/fou/ip6tnl when the
+		// kernel has them (auto), else the userspace engine.
+		NewTunnel:  tunnel.New,
+		PlaneOf:    tunnel.PlaneOf,
+		LAN:        lanD,
+		Log:        log,
+		Params:     tspParams,
+		WAN:        daemon.NetlinkWAN,
+		StatusFile: *statusFile,
+		OnUp: func(s daemon.Status) {
+			// Our address inside the tunnel, via the broker's outer
+			// endpoint: IPv6 over IPv4, or IPv4 over IPv6 for v4v6.
+			inner, peer := s.ClientIPv6, s.ServerIPv4
+			if s.TunnelMode == "v4v6" {
+				inner, peer = s.ClientIPv4, s.ServerIPv6
+			}
+			fmt.Fprintf(stdout, "tunnel up: %s %s %s via %s\n", s.TunnelMode, s.Interface, inner, peer)
+		},
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "gogoc run: %v\n", err)
+		return 1
+	}
+
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-sigs:
+				if s == syscall.SIGUSR1 {
+					log.Info("reconnect requested by SIGUSR1")
+					d.Reconnect("SIGUSR1")
+					continue
+				}
+				if nc := reload(bf, fs, log, stderr); nc != nil {
+					if err := lg.Reconfigure(logOptions(nc, *verbose, stateDir, stdout, stderr)); err != nil {
+						log.Error("SIGHUP: log settings not applied", "err", err)
+					}
+					d.Reload(nc)
+				}
+			}
+		}
+	}()
+	log.Info("gogoc starting", "version", version, "pid", os.Getpid(), "server", c.Server, "mode", string(c.TunnelMode))
+	_ = d.Run(ctx)
 	log.Info("stopped")
 	return 0
 }
 
-// runner holds what one `gogoc run` needs across renegotiations.
-type runner struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	stdout io.Writer
-	// dial, when set, replaces tsp.NetDialer (tests).
-	dial tsp.DialFunc
-	// up, when set, is told about each tunnel that came up (tests).
-	up func(tunnel.Tunnel)
+// reload re-reads the configuration with the same flags on top (SIGHUP).
+// A configuration that no longer loads keeps the running one (nil). The
+// status file stays where it was until a restart.
+func reload(bf *brokerFlags, fs *flag.FlagSet, log *slog.Logger, stderr io.Writer) *config.Config {
+	c, ok := bf.config(fs, "gogoc reload", stderr)
+	if !ok {
+		log.Error("SIGHUP: the configuration has errors; keeping the running one")
+		return nil
+	}
+	if !c.Enabled {
+		log.Warn("SIGHUP: the configuration says enabled '0'; stop the service to stop the tunnel")
+	}
+	log.Info("SIGHUP: configuration re-read")
+	return c
 }
 
-// session is one established tunnel and the socket it came from.
-type session struct {
-	t      tunnel.Tunnel
-	closer io.Closer // the TSP socket (v6udpv4: the detached one)
-}
-
-// close tears the tunnel down first (device, addresses, routes), then the
-// socket it was using.
-func (s *session) close() error {
-	err := s.t.Close()
-	if cerr := s.closer.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("close tsp socket: %w", cerr)
+// logOptions maps the log_* keys onto the destinations; -v turns stderr
+// to debug. A relative log file name lives in stateDir.
+func logOptions(c *config.Config, verbose bool, stateDir string, stdout, stderr io.Writer) logx.Options {
+	o := logx.Options{
+		Stdout: stdout, StdoutLevel: int(c.LogConsole),
+		Stderr: stderr, StderrLevel: int(c.LogStderr),
+		SyslogLevel: int(c.LogSyslog), SyslogFacility: string(c.SyslogFacility),
+		FileLevel: int(c.LogFile), Rotate: c.LogRotation, RotateSizeKiB: c.LogRotationSize, RotateDelete: c.LogRotationDelete,
+		Secrets: []string{c.Password.Reveal()},
 	}
-	return err
-}
-
-// loop runs until ctx is done: negotiate, hold the tunnel, and on failure
-// or loss wait a back-off (1 s doubling up to retry_delay_max) and start
-// over.
-func (r *runner) loop(ctx context.Context) {
-	const first = time.Second
-	maxDelay := max(r.cfg.RetryDelayMax, first)
-	delay := first
-	for {
-		s, err := r.establish(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			r.log.Error("tunnel set-up failed", "server", r.cfg.Server, "err", err, "retry_in", delay)
-		} else {
-			delay = first // it worked: the next failure starts small again
-			reason := r.hold(ctx, s.t)
-			if err := s.close(); err != nil {
-				r.log.Error("tunnel tear-down", "err", err)
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			r.log.Warn("tunnel lost, renegotiating", "reason", reason, "retry_in", delay)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, maxDelay)
+	if verbose {
+		o.StderrLevel = 3
 	}
-}
-
-// establish negotiates, accepts and builds the tunnel. On error nothing it
-// opened stays open.
-func (r *runner) establish(ctx context.Context) (_ *session, err error) {
-	req, creds := tspParams(r.cfg)
-	dial := r.dial
-	if dial == nil {
-		d := &tsp.NetDialer{IPv6: req.Type == tsp.V4V6}
-		dial = d.Dial
-	}
-	n := &tsp.Negotiator{Dial: dial, Request: req, Creds: creds, Log: r.log}
-	res, err := n.Negotiate(ctx, r.cfg.Server)
-	if err != nil {
-		return nil, fmt.Errorf("negotiate: %w", err)
-	}
-	var closer io.Closer = res.Session.T
-	defer func() {
-		if err != nil {
-			_ = closer.Close()
-		}
-	}()
-	o := res.Offer
-	ifName := r.cfg.TunnelInterface(config.TunnelMode(o.Type))
-	tcfg := tunnel.Config{
-		Offer:        *o,
-		IfName:       ifName,
-		DefaultRoute: true,
-		RouteMetric:  r.cfg.RouteMetric,
-		Keepalive: tunnel.KeepaliveConfig{
-			Misses:  r.cfg.KeepaliveMisses,
-			Timeout: r.cfg.KeepaliveTimeout,
-		},
-		Log: r.log,
-	}
-	switch o.Type {
-	case tsp.V6UDPV4, tsp.V6V4:
-	default:
-		_ = res.Session.Reject(ctx)
-		return nil, fmt.Errorf("offer of type %s: %w", o.Type, tunnel.ErrUnsupported)
-	}
-	if err := res.Session.Accept(ctx); err != nil {
-		return nil, err
-	}
-	switch o.Type {
-	case tsp.V6UDPV4:
-		// The tunnel shares the TSP socket: same 5-tuple, same NAT mapping.
-		ru, ok := res.Session.T.(*tsp.RUDP)
-		if !ok {
-			return nil, fmt.Errorf("v6udpv4 offer over %s transport", res.Session.T.Network())
-		}
-		conn := ru.Detach()
-		if conn == nil {
-			return nil, errors.New("v6udpv4: TSP socket already closed")
-		}
-		closer, tcfg.Conn = conn, conn
-	case tsp.V6V4:
-		// Send protocol 41 from the address the broker saw us use.
-		tcfg.LocalV4 = res.Session.T.LocalAddr().Addr().Unmap()
-	}
-	t, err := tunnel.NewUserspace(ctx, tcfg)
-	if err != nil {
-		return nil, fmt.Errorf("tunnel %s on %s: %w", o.Type, ifName, err)
-	}
-	r.log.Info("tunnel established", "type", o.Type, "if", t.Name(), "client", o.ClientV6, "server", o.ServerV4,
-		"prefix", o.Prefix, "keepalive", o.KeepaliveInterval, "broker", res.Server)
-	fmt.Fprintf(r.stdout, "tunnel up: %s %s %s via %s\n", o.Type, t.Name(), o.ClientV6, o.ServerV4)
-	if r.up != nil {
-		r.up(t)
-	}
-	return &session{t: t, closer: closer}, nil
-}
-
-// hold waits for ctx or for an event that means the tunnel is gone, and
-// says which.
-func (r *runner) hold(ctx context.Context, t tunnel.Tunnel) string {
-	for {
-		select {
-		case <-ctx.Done():
-			return "signalled"
-		case ev, ok := <-t.Events():
-			if !ok {
-				return "tunnel closed"
-			}
-			switch ev.Kind {
-			case tunnel.KeepaliveLost, tunnel.BrokerControl, tunnel.IOError:
-				return ev.String()
-			default:
-				r.log.Info("tunnel event", "event", ev.String())
-			}
+	if c.LogFile > 0 && c.LogFilename != "" {
+		o.FilePath = c.LogFilename
+		if !filepath.IsAbs(o.FilePath) {
+			o.FilePath = filepath.Join(stateDir, o.FilePath)
 		}
 	}
+	return o
 }

@@ -144,7 +144,10 @@ type clientProc struct {
 
 func startClient(t *testing.T, ns, dir, gogoc string, args ...string) *clientProc {
 	t.Helper()
-	args = append([]string{"netns", "exec", ns, gogoc, "run", "-server", "192.0.2.1", "-auth", "anonymous", "-keepalive", "5"}, args...)
+	// Each client writes its status file into the test's directory, not
+	// the system's /var/run/gogoc.
+	args = append([]string{"netns", "exec", ns, gogoc, "run", "-server", "192.0.2.1", "-auth", "anonymous", "-keepalive", "5",
+		"-status-file", filepath.Join(dir, "status-"+ns+".json")}, args...)
 	c := &clientProc{cmd: exec.Command("ip", args...), ns: ns, ups: make(chan string, 4), exited: make(chan error, 1)}
 	stdout, err := c.cmd.StdoutPipe()
 	if err != nil {

@@ -28,6 +28,7 @@ type dataPlaneConfig struct {
 	ClientPool netip.Prefix // routed into the v6udpv4 device
 	PrefixPool netip.Prefix // routed into the v6udpv4 device
 	V6V4       bool         // also carry v6v4 (raw protocol-41 socket)
+	V4V6Pool   netip.Prefix // when valid, also carry v4v6 for this client IPv4 pool (dataplane_v4v6.go)
 	Log        *slog.Logger
 }
 
@@ -51,6 +52,7 @@ type dataPlane struct {
 	hub  *net.UDPConn // the Forwarder's loopback socket
 	p41  *tunnel.Forwarder
 	p41c *net.IPConn
+	v46  *v4v6Plane
 
 	mu       sync.Mutex
 	relays   map[uint64]*relay
@@ -101,6 +103,11 @@ func newDataPlane(ctx context.Context, cfg dataPlaneConfig) (_ *dataPlane, err e
 			return nil, fmt.Errorf("dataplane v6v4: %w", err)
 		}
 	}
+	if cfg.V4V6Pool.IsValid() {
+		if d.v46, err = newV4V6Plane(ctx, cfg.V4V6Pool, d.log); err != nil {
+			return nil, err
+		}
+	}
 	return d, nil
 }
 
@@ -123,6 +130,8 @@ func (d *dataPlane) Established(s *testbroker.Session) {
 		err = d.addRelay(s, info)
 	case info.Type == sessV6V4 && d.p41 != nil:
 		err = d.addProto41(s, info)
+	case info.Type == sessV4V6 && d.v46 != nil:
+		err = d.v46.established(s, info)
 	default:
 		log.Info("no data plane for this session")
 		return
@@ -236,6 +245,9 @@ func (d *dataPlane) Closed(s *testbroker.Session) {
 		}
 	}
 	d.mu.Unlock()
+	if d.v46 != nil {
+		d.v46.closed(id)
+	}
 	if r != nil {
 		d.dropRelay(r)
 		d.log.Info("data plane peer removed", "session", id)
@@ -271,5 +283,8 @@ func (d *dataPlane) Close() {
 	}
 	if d.p41c != nil {
 		d.p41c.Close()
+	}
+	if d.v46 != nil {
+		d.v46.close()
 	}
 }

@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		perSource = fs.Int("max-per-source", 0, "sessions per client IP (default 1024)")
 		idle      = fs.Duration("idle", 0, "idle timeout of negotiating sessions (default 2m)")
 		verbose   = fs.Bool("v", false, "debug logging")
-		dataplane = fs.Bool("dataplane", false, "carry tunnel traffic: TUN tsps0 (v6udpv4) and tsps41 (v6v4) in this namespace (needs root)")
+		dataplane = fs.Bool("dataplane", false, "carry tunnel traffic: TUN tsps0 (v6udpv4), tsps41 (v6v4) and tsps4 (v4v6, when offered) in this namespace (needs root)")
 		users     listFlag
 		dns       listFlag
 		redirect  listFlag
@@ -200,6 +200,12 @@ func dataPlaneFor(cfg testbroker.Config) dataPlaneConfig {
 		PrefixPool: cfg.PrefixPool,
 		V6V4:       len(cfg.Tunnels) == 0 || slices.ContainsFunc(cfg.Tunnels, func(t string) bool { return strings.EqualFold(t, testbroker.TunnelV6V4) }),
 		Log:        cfg.Log,
+	}
+	if slices.ContainsFunc(cfg.Tunnels, func(t string) bool { return strings.EqualFold(t, testbroker.TunnelV4V6) }) {
+		d.V4V6Pool = cfg.ClientPool4
+		if !d.V4V6Pool.IsValid() {
+			d.V4V6Pool = netip.MustParsePrefix("198.18.0.0/24") // testbroker's default
+		}
 	}
 	if !d.ClientPool.IsValid() {
 		d.ClientPool = netip.MustParsePrefix("2001:db8:ab::/64")

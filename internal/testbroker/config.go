@@ -2,9 +2,13 @@ package testbroker
 
 import (
 	"cmp"
+	//lint:ignore SA1019 PASSDSS-3DES-1 mandates DSA (spec §3.5).
+	"crypto/dsa"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/big"
 	"net/netip"
 	"slices"
 	"strings"
@@ -22,7 +26,7 @@ const (
 	AuthAnonymous = "ANONYMOUS"
 	AuthPlain     = "PLAIN"
 	AuthDigestMD5 = "DIGEST-MD5"
-	// AuthPassDSS ("PASSDSS-3DES-1") is not implemented yet; New refuses it.
+	// AuthPassDSS needs Config.DSAKey.
 	AuthPassDSS = "PASSDSS-3DES-1"
 )
 
@@ -72,6 +76,9 @@ type Config struct {
 	Users map[string]string
 	// Realm is the DIGEST-MD5 realm (default "cdpatsps", as tsps).
 	Realm string
+	// DSAKey is the broker's PASSDSS-3DES-1 key, required when Auth lists
+	// that mechanism; GenerateDSAKey makes one.
+	DSAKey *dsa.PrivateKey
 	// Versions lists the accepted VERSION values (default 2.0.2, 2.0.1,
 	// 2.0.0, 1.0.1); any other gets 302 so that version fallback can be
 	// tested. 1.0.1 is refused over UDP whatever this says.
@@ -177,6 +184,9 @@ type Faults struct {
 	Chunk int
 	// FixedNonce replaces the random DIGEST-MD5 nonce (for test vectors).
 	FixedNonce string
+	// BadSignature makes PASSDSS msg2 carry a valid DSA signature over the
+	// wrong hash, as a forged or replayed msg2 would.
+	BadSignature bool
 }
 
 // Limits bounds what clients can make the server hold. Zero fields take the
@@ -219,6 +229,7 @@ type settings struct {
 	auth         []string
 	users        map[string]secret.String
 	realm        string
+	dsaKey       *dsa.PrivateKey
 	versions     []string
 	serverV4     netip.Addr
 	serverV6     netip.Addr
@@ -243,6 +254,7 @@ func (cfg *Config) settings() (*settings, error) {
 		auth:         upperList(cfg.Auth, []string{AuthAnonymous, AuthPlain, AuthDigestMD5}),
 		users:        make(map[string]secret.String, len(cfg.Users)),
 		realm:        cmp.Or(cfg.Realm, defaultRealm),
+		dsaKey:       cfg.DSAKey,
 		versions:     slices.Clone(cfg.Versions),
 		serverV4:     cfg.ServerV4.Unmap(),
 		serverV6:     cfg.ServerV6,
@@ -275,7 +287,9 @@ func (cfg *Config) settings() (*settings, error) {
 		switch a {
 		case AuthAnonymous, AuthPlain, AuthDigestMD5:
 		case AuthPassDSS:
-			return nil, fmt.Errorf("testbroker: %s is not implemented yet", a)
+			if err := checkDSAKey(cfg.DSAKey); err != nil {
+				return nil, fmt.Errorf("testbroker: %s: %w", a, err)
+			}
 		default:
 			return nil, fmt.Errorf("testbroker: unknown auth mechanism %q", a)
 		}
@@ -350,6 +364,17 @@ func (cfg *Config) settings() (*settings, error) {
 		st.log = slog.New(slog.DiscardHandler)
 	}
 	return st, nil
+}
+
+// checkDSAKey wants a complete key whose public value matches the private.
+func checkDSAKey(k *dsa.PrivateKey) error {
+	if k == nil || k.P == nil || k.Q == nil || k.G == nil || k.Y == nil || k.X == nil {
+		return errors.New("Config.DSAKey is missing or incomplete")
+	}
+	if k.Y.Cmp(new(big.Int).Exp(k.G, k.X, k.P)) != 0 {
+		return errors.New("Config.DSAKey: public value does not match the private one")
+	}
+	return nil
 }
 
 // check validates a fault set.

@@ -39,11 +39,14 @@ type saslMech interface {
 	step(msg []byte) saslStep
 }
 
-// newMech builds a mechanism for one session. PASSDSS-3DES-1 will slot in
-// here; its TCP framing (msg1 and msg3 carry no line terminator, spec §1.4)
-// will also need a record mode in the TCP reader.
-func newMech(name string, users map[string]secret.String, realm, version, nonce string) saslMech {
+// newMech builds a mechanism for one session. PASSDSS-3DES-1's msg1 and
+// msg3 carry no line end over TCP (spec §1.4); it is a framer, which the
+// TCP reader asks where they stop.
+func newMech(name string, st *settings, f *Faults, version, nonce string) saslMech {
+	users, realm := st.users, st.realm
 	switch name {
+	case AuthPassDSS:
+		return &passdssMech{users: users, key: st.dsaKey, badSig: f.BadSignature}
 	case AuthAnonymous:
 		return anonymousMech{}
 	case AuthPlain:

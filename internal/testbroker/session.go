@@ -275,7 +275,7 @@ func (s *Server) onAuthenticate(c *Session, msg []byte) outcome {
 		if nonce == "" {
 			nonce = newNonce()
 		}
-		c.mech = newMech(name, s.st.users, s.st.realm, c.info.Version, nonce)
+		c.mech = newMech(name, s.st, &c.faults, c.info.Version, nonce)
 		c.info.Mechanism = name
 		return s.afterStep(c, c.mech.start())
 	})

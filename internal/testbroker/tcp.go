@@ -105,6 +105,10 @@ func (s *Server) serveConn(conn net.Conn) {
 	rr := newRecordReader(conn)
 	for {
 		s.mu.Lock()
+		var fr framer
+		if c.state == stateSASL {
+			fr, _ = c.mech.(framer)
+		}
 		deadline := time.Now().Add(s.st.limits.IdleTimeout)
 		if c.state == stateEstablished {
 			// The client keeps the connection open, silent, for the life
@@ -115,7 +119,13 @@ func (s *Server) serveConn(conn net.Conn) {
 		if err := conn.SetReadDeadline(deadline); err != nil {
 			return
 		}
-		rec, err := rr.next()
+		var rec []byte
+		var err error
+		if fr != nil {
+			rec, err = rr.nextBase64(fr.complete)
+		} else {
+			rec, err = rr.next()
+		}
 		if errors.Is(err, errRecordTooLong) {
 			s.mu.Lock()
 			o := s.fail(c, stBadRequest, err.Error())

@@ -1,0 +1,240 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jsklein/gogoc/tsp"
+)
+
+// Distance penalties of the old client (spec §7.1), in milliseconds.
+const (
+	penaltyWrongFamily = 30000
+	penaltyNoAnswer    = 20000
+	maxListEntries     = 50 // a longer broker list file is ignored (spec §7.3)
+)
+
+// Distance is one broker's measured distance.
+type Distance struct {
+	Server      string
+	RTT         time.Duration // of the answered echo; 0 without one
+	Score       int           // RTT in ms plus penalties; lower is better
+	WrongFamily bool
+	Err         error // no answer, resolve or socket error
+}
+
+// Prober measures one broker with the TSP echo. It returns the round trip
+// of the answered probe and whether the broker's address is of the wanted
+// family.
+type Prober func(ctx context.Context, server string) (rtt time.Duration, rightFamily bool, err error)
+
+// EchoProber is the production Prober: it resolves the server, preferring
+// the wanted family (IPv6 for v4v6, else IPv4), and sends "ECHO REQUEST"
+// over a fresh RUDP socket, tries times, each waiting timeout.
+func EchoProber(wantV6 bool, tries int, timeout time.Duration) Prober {
+	return func(ctx context.Context, server string) (time.Duration, bool, error) {
+		host, port, err := tsp.ParseServer(server)
+		if err != nil {
+			return 0, false, err
+		}
+		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil || len(addrs) == 0 {
+			return 0, false, &resolveError{fmt.Errorf("resolve %s: %w", host, err)}
+		}
+		addr, right := addrs[0].Unmap(), false
+		for _, a := range addrs {
+			if a = a.Unmap(); a.Is6() == wantV6 {
+				addr, right = a, true
+				break
+			}
+		}
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "udp", netip.AddrPortFrom(addr, port).String())
+		if err != nil {
+			return 0, right, err
+		}
+		defer conn.Close()
+		r := tsp.NewRUDP(conn, tsp.RUDPConfig{})
+		rtt, _, err := r.Echo(ctx, tries, timeout)
+		// A non-200 reply keeps its distance, as in the old client.
+		return rtt, right, err
+	}
+}
+
+type resolveError struct{ err error }
+
+func (e *resolveError) Error() string { return e.err.Error() }
+func (e *resolveError) Unwrap() error { return e.err }
+
+// Measure probes every server concurrently and returns them best first:
+// answering brokers of the right family in RTT order, then those that gave
+// no answer or an error, then wrong-family ones (spec §7.1). Probing stops
+// early once some broker answered and the others stayed silent for as
+// long again (at least grace): a late answer could not beat it, and the old
+// client's up to 30 s of waiting would delay the tunnel.
+func Measure(ctx context.Context, servers []string, probe Prober, grace time.Duration) []Distance {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		i     int
+		rtt   time.Duration
+		right bool
+		err   error
+	}
+	out := make([]Distance, len(servers))
+	done := make([]bool, len(servers))
+	results := make(chan result, len(servers))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i, s := range servers {
+		out[i] = Distance{Server: s}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rtt, right, err := probe(ctx, s)
+			results <- result{i, rtt, right, err}
+		}()
+	}
+	var stopAt <-chan time.Time
+	for pending := len(servers); pending > 0; {
+		var r result
+		select {
+		case r = <-results:
+		case <-stopAt:
+			cancel()
+			stopAt = nil
+			continue
+		}
+		pending--
+		done[r.i] = true
+		d := &out[r.i]
+		d.RTT, d.WrongFamily, d.Err = r.rtt, !r.right, r.err
+		if r.err == nil && stopAt == nil && pending > 0 {
+			stopAt = time.After(max(time.Since(start), grace))
+		}
+	}
+	wg.Wait()
+	for i := range out {
+		d := &out[i]
+		var re *resolveError
+		switch {
+		case errors.As(d.Err, &re):
+			d.Score = penaltyNoAnswer
+		case d.Err != nil:
+			d.Score = int(d.RTT/time.Millisecond) + penaltyNoAnswer
+		default:
+			d.Score = int(d.RTT / time.Millisecond)
+		}
+		if d.WrongFamily && !errors.As(d.Err, &re) {
+			d.Score += penaltyWrongFamily
+		}
+	}
+	// Sub-millisecond RTTs tie on Score: break ties on the RTT itself.
+	slices.SortStableFunc(out, func(a, b Distance) int {
+		if a.Score != b.Score {
+			return a.Score - b.Score
+		}
+		return int(a.RTT - b.RTT)
+	})
+	return out
+}
+
+// resolvePath puts a relative file name in dir.
+func resolvePath(dir, name string) string {
+	if name == "" || filepath.IsAbs(name) {
+		return name
+	}
+	return filepath.Join(dir, name)
+}
+
+// writeBrokerList writes the ordered list, one per line, IPv6 literals
+// without brackets (spec §7.3).
+func writeBrokerList(path string, servers []string) error {
+	var b bytes.Buffer
+	for _, s := range servers {
+		b.WriteString(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+		b.WriteByte('\n')
+	}
+	return writeAtomic(path, b.Bytes(), 0o644)
+}
+
+// readBrokerList reads a broker list file. Missing file: nil, nil. More
+// than 50 entries: the whole file is ignored. Unlike the old client, IPv6
+// literals are bracketed so they parse as servers (spec §14).
+func readBrokerList(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var list []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r\n")
+		if line == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(line); err == nil && a.Is6() {
+			line = "[" + line + "]"
+		}
+		list = append(list, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("broker list %s: %w", path, err)
+	}
+	if len(list) > maxListEntries {
+		return nil, fmt.Errorf("broker list %s: %d entries, more than %d: ignored", path, len(list), maxListEntries)
+	}
+	return list, nil
+}
+
+// writeLastServer records the broker of the last successful negotiation.
+func writeLastServer(path, server string) error {
+	return writeAtomic(path, []byte(server+"\n"), 0o644)
+}
+
+// readLastServer returns the first line that does not start with '#', CR
+// or LF, without its line end (spec §7.2). A missing file or no such line
+// gives "".
+func readLastServer(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.Lines(string(raw)) {
+		if line == "" || line[0] == '#' || line[0] == '\r' || line[0] == '\n' {
+			continue
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	return "", nil
+}
+
+func formatDistances(ds []Distance) string {
+	var b strings.Builder
+	for i, d := range ds {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(d.Server + "=" + strconv.Itoa(d.Score))
+	}
+	return b.String()
+}

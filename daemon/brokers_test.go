@@ -1,0 +1,116 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jsklein/gogoc/tsp"
+)
+
+// TestMeasureOrder: answering brokers of the right family by RTT, then
+// errors and silence, then the wrong family (spec §7.1 penalties); silent
+// probes are cut short once a broker has answered.
+func TestMeasureOrder(t *testing.T) {
+	type res struct {
+		rtt   time.Duration
+		right bool
+		err   error
+	}
+	results := map[string]res{
+		"far":      {30 * time.Millisecond, true, nil},
+		"near":     {2 * time.Millisecond, true, nil},
+		"v6only":   {1 * time.Millisecond, false, nil},
+		"refused":  {0, true, errors.New("connection refused")},
+		"noname":   {0, true, &resolveError{errors.New("no such host")}},
+		"silent":   {},
+		"silent6":  {},
+		"nearest+": {2*time.Millisecond + 100*time.Microsecond, true, nil},
+	}
+	probe := func(ctx context.Context, s string) (time.Duration, bool, error) {
+		r := results[s]
+		if s == "silent" || s == "silent6" {
+			<-ctx.Done()
+			return 0, s == "silent", tsp.ErrNoReply
+		}
+		time.Sleep(r.rtt)
+		return r.rtt, r.right, r.err
+	}
+	servers := []string{"silent", "far", "refused", "v6only", "near", "noname", "silent6", "nearest+"}
+	start := time.Now()
+	ds := Measure(context.Background(), servers, probe, 50*time.Millisecond)
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("Measure waited %v for silent brokers after others answered", el)
+	}
+	var got []string
+	for _, d := range ds {
+		got = append(got, d.Server)
+	}
+	want := "near nearest+ far silent refused noname v6only silent6"
+	// silent, refused and noname all score 20000: their order among
+	// themselves is the input order.
+	if strings.Join(got, " ") != want {
+		t.Fatalf("order %v\nwant  %s\n%s", got, want, formatDistances(ds))
+	}
+	if ds[len(ds)-1].Score != penaltyNoAnswer+penaltyWrongFamily || ds[len(ds)-2].Score != 1+penaltyWrongFamily {
+		t.Fatalf("wrong-family scores: %s", formatDistances(ds))
+	}
+}
+
+// TestEchoProberRealSocket measures a live UDP echo responder and a closed
+// port with the real prober.
+func TestEchoProberRealSocket(t *testing.T) {
+	_, live := startBroker(t, brokerDefaults(), "127.0.0.1:0")
+	p := EchoProber(false, 2, 300*time.Millisecond)
+	rtt, right, err := p(context.Background(), live)
+	if err != nil || !right || rtt < 0 || rtt > 300*time.Millisecond { // RUDP times in whole ms: loopback gives 0
+		t.Fatalf("live broker: rtt %v right %v err %v", rtt, right, err)
+	}
+	if _, _, err := p(context.Background(), "[::1]:1"); err == nil {
+		t.Fatal("closed port measured as answering")
+	}
+}
+
+func TestBrokerListFiles(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "list")
+	if err := writeBrokerList(p, []string{"[2001:db8::1]", "broker.example.net", "192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(p)
+	if string(raw) != "2001:db8::1\nbroker.example.net\n192.0.2.1\n" {
+		t.Fatalf("file %q: IPv6 without brackets, one per line", raw)
+	}
+	got, err := readBrokerList(p)
+	if err != nil || strings.Join(got, ",") != "[2001:db8::1],broker.example.net,192.0.2.1" {
+		t.Fatalf("read back %v %v", got, err)
+	}
+	long := strings.Repeat("192.0.2.1\n", maxListEntries+1)
+	_ = os.WriteFile(p, []byte(long), 0o644)
+	if got, err := readBrokerList(p); err == nil || got != nil {
+		t.Fatalf("a list of %d entries was used: %v", maxListEntries+1, got)
+	}
+	if got, err := readBrokerList(filepath.Join(dir, "none")); got != nil || err != nil {
+		t.Fatalf("missing file: %v %v", got, err)
+	}
+
+	lp := filepath.Join(dir, "last")
+	if err := writeLastServer(lp, "[2001:db8::20]"); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := readLastServer(lp); s != "[2001:db8::20]" || err != nil {
+		t.Fatalf("last server %q %v", s, err)
+	}
+	_ = os.WriteFile(lp, []byte("#c\r\n\n\rx\nbroker.example.net\r\n"), 0o644)
+	if s, _ := readLastServer(lp); s != "broker.example.net" {
+		t.Fatalf("last server %q: lines starting with #, CR or LF are skipped", s)
+	}
+	if resolvePath("/var/run/gogoc", "tsp-last-server.txt") != "/var/run/gogoc/tsp-last-server.txt" ||
+		resolvePath("/x", "/etc/gogoc/last") != "/etc/gogoc/last" {
+		t.Fatal("resolvePath")
+	}
+}

@@ -1,0 +1,760 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/jsklein/gogoc/config"
+	"github.com/jsklein/gogoc/tsp"
+	"github.com/jsklein/gogoc/tunnel"
+)
+
+// LAN is the router-mode LAN side (cmd/gogoc's lanSide).
+type LAN interface {
+	// Up applies the delegated prefix and advertises a default router.
+	Up(ctx context.Context, o *tsp.Offer, tunIf string) error
+	// Down: the tunnel is lost; stop advertising a default router.
+	Down()
+	// Close sends the final advertisement and removes everything.
+	Close() error
+}
+
+// TunnelBuilder builds the data plane for an accepted offer.
+type TunnelBuilder func(ctx context.Context, cfg tunnel.Config) (tunnel.Tunnel, error)
+
+// Defaults of the Options durations.
+const (
+	DefaultMinAttemptInterval = time.Second
+	DefaultStableAfter        = 60 * time.Second
+	DefaultAttemptTimeout     = 20 * time.Second
+	// statusRefresh is how often the status file is rewritten while up,
+	// for the keepalive figures; a longer period wakes the CPU less.
+	statusRefresh = 30 * time.Second
+)
+
+// Options configure a Daemon. Config and NewTunnel are required.
+type Options struct {
+	Config    *config.Config
+	NewTunnel TunnelBuilder
+	// PlaneOf names a tunnel's data plane for the status; nil says
+	// "userspace".
+	PlaneOf func(tunnel.Tunnel) string
+	LAN     LAN // nil outside router mode
+	Log     *slog.Logger
+	// Dial opens the TSP sockets; nil dials real ones with RUDP.
+	Dial tsp.DialFunc
+	// RUDP tunes the retransmission of the real sockets. Zero InitialRTO
+	// and MinRTO become DefaultRTO.
+	RUDP tsp.RUDPConfig
+	// Params maps the configuration onto the tunnel request and the
+	// credentials (the command's mapping, PASSDSS key settings included);
+	// nil uses a plain mapping of the request keys and credentials.
+	Params func(*config.Config) (tsp.Request, tsp.Credentials)
+	// Probe measures broker distance; nil sends TSP echoes (2 tries of 1 s).
+	Probe Prober
+	// WAN watches the path to the broker; nil watches nothing.
+	WAN WANWatch
+	// StatusFile overrides Config.StatusFile; "-" writes no file.
+	StatusFile string
+	// StateDir holds relative broker_list and last_server files; default
+	// the status file's directory.
+	StateDir string
+	// MinAttemptInterval: at most one attempt per broker in this time.
+	MinAttemptInterval time.Duration
+	// StableAfter: a tunnel that stayed up this long resets the back-off.
+	StableAfter time.Duration
+	// AttemptTimeout bounds one negotiation with one broker, redirects
+	// included; default 20 s. RUDP alone may retry one exchange for
+	// about a minute on a bad path, and a fresh attempt does better.
+	AttemptTimeout time.Duration
+	// OnUp is called with the status of each tunnel that came up.
+	OnUp func(Status)
+	// OnTransition is called on each state change.
+	OnTransition func(from, to State, reason string)
+	// Rand draws the back-off jitter in [0, 1); nil: math/rand/v2.
+	Rand func() float64
+}
+
+// DefaultRTO is the first and the smallest RUDP retransmission timeout:
+// 1 s as RFC 6298 recommends, where the old client used 2 s for both. On a
+// lossy path this halves the time to a tunnel; the timeout still adapts to
+// the measured round trip, so a slow broker gets no spurious copies.
+const DefaultRTO = time.Second
+
+// Daemon supervises one tunnel. Create it with New and call Run once.
+type Daemon struct {
+	o          Options
+	log        *slog.Logger
+	statusPath string
+	stateDir   string
+	minAttempt time.Duration
+
+	reconnect chan string
+	reload    chan *config.Config
+	wan       chan string
+	targets   chan netip.Addr
+
+	// Owned by the Run goroutine.
+	cfg         *config.Config
+	backoff     Backoff
+	lastAttempt map[string]time.Time
+	current     string // broker of the last tunnel; tried first
+	pinned      string // always_use_same_server: this broker only
+
+	mu          sync.Mutex
+	status      Status
+	transitions map[[2]State]uint64
+}
+
+// New checks the options and prepares a daemon in state idle.
+func New(o Options) (*Daemon, error) {
+	if o.Config == nil || o.NewTunnel == nil {
+		return nil, errors.New("daemon: Config and NewTunnel are required")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.StableAfter <= 0 {
+		o.StableAfter = DefaultStableAfter
+	}
+	if o.AttemptTimeout <= 0 {
+		o.AttemptTimeout = DefaultAttemptTimeout
+	}
+	d := &Daemon{
+		o:           o,
+		log:         o.Log,
+		minAttempt:  o.MinAttemptInterval,
+		reconnect:   make(chan string, 1),
+		reload:      make(chan *config.Config, 1),
+		wan:         make(chan string, 1),
+		targets:     make(chan netip.Addr, 1),
+		cfg:         o.Config,
+		lastAttempt: map[string]time.Time{},
+		transitions: map[[2]State]uint64{},
+	}
+	if d.minAttempt <= 0 {
+		d.minAttempt = DefaultMinAttemptInterval
+	}
+	d.statusPath = o.StatusFile
+	if d.statusPath == "" {
+		d.statusPath = o.Config.StatusFile
+	}
+	if d.statusPath == "-" {
+		d.statusPath = ""
+	}
+	d.stateDir = o.StateDir
+	if d.stateDir == "" {
+		d.stateDir = filepath.Dir(config.DefaultStatusFile)
+		if d.statusPath != "" {
+			d.stateDir = filepath.Dir(d.statusPath)
+		}
+	}
+	d.setBackoff()
+	now := stamp(time.Now())
+	d.status = Status{State: StateIdle, Since: now, Updated: now, PID: os.Getpid()}
+	return d, nil
+}
+
+func (d *Daemon) setBackoff() {
+	d.backoff.Min = max(d.cfg.RetryDelay, d.minAttempt)
+	d.backoff.Max = max(d.cfg.RetryDelayMax, d.backoff.Min)
+	d.backoff.Rand = d.o.Rand
+}
+
+// Reconnect asks for a new tunnel now (SIGUSR1, `gogoc reconnect`, the
+// OpenWrt hotplug script). It never blocks.
+func (d *Daemon) Reconnect(reason string) {
+	select {
+	case d.reconnect <- reason:
+	default: // one pending request is enough
+	}
+}
+
+// Reload hands over a re-read configuration (SIGHUP). The tunnel is
+// renegotiated only if something that shapes it changed.
+func (d *Daemon) Reload(c *config.Config) {
+	for {
+		select {
+		case d.reload <- c:
+			return
+		default:
+		}
+		select { // replace a pending older one
+		case <-d.reload:
+		default:
+		}
+	}
+}
+
+// Status returns a copy of the current status.
+func (d *Daemon) Status() Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.status
+	if s.Keepalive != nil {
+		k := *s.Keepalive
+		s.Keepalive = &k
+	}
+	return s
+}
+
+// Transitions returns how often each state change happened.
+func (d *Daemon) Transitions() map[[2]State]uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make(map[[2]State]uint64, len(d.transitions))
+	for k, v := range d.transitions {
+		out[k] = v
+	}
+	return out
+}
+
+// Run keeps a tunnel up until ctx ends, then tears everything down (the
+// LAN side's final advertisement included), writes state stopped and
+// returns.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.startup()
+	if d.o.WAN != nil {
+		wctx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.o.WAN(wctx, d.targets, d.wan); err != nil && wctx.Err() == nil {
+				d.log.Warn("WAN watch stopped; WAN changes are noticed by the keepalive only", "err", err)
+			}
+		}()
+		defer wg.Wait()
+		defer stop()
+	}
+	defer d.stop()
+	d.writeStatus()
+	reason := "start"
+	for ctx.Err() == nil {
+		d.transition(StateNegotiating, reason)
+		s, err := d.connect(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			wait := d.backoff.Next()
+			d.setError(err)
+			d.transition(StateBackoff, fmt.Sprintf("%v; next attempt in %v", err, wait.Round(time.Millisecond)))
+			reason = d.waitBackoff(ctx, wait)
+			continue
+		}
+		d.setUp(s)
+		reason = d.hold(ctx, s)
+		stayed := time.Since(s.upAt)
+		d.closeSession(s, ctx.Err() == nil)
+		if ctx.Err() != nil {
+			break
+		}
+		if stayed >= d.o.StableAfter {
+			d.backoff.Reset()
+		}
+		d.mu.Lock()
+		d.status.Reconnects++
+		d.mu.Unlock()
+		d.transition(StateLost, reason)
+	}
+	return nil
+}
+
+// startup reads the last server when always_use_same_server asks for it.
+func (d *Daemon) startup() {
+	d.pinned = ""
+	if !d.cfg.AlwaysUseSameServer || d.cfg.LastServer == "" {
+		return
+	}
+	p := resolvePath(d.stateDir, d.cfg.LastServer)
+	s, err := readLastServer(p)
+	switch {
+	case err != nil:
+		d.log.Warn("cannot read the last server; using the configured one", "file", p, "err", err)
+	case s == "":
+		d.log.Info("no last server recorded; using the configured one", "file", p)
+	default:
+		if _, _, err := tsp.ParseServer(s); err != nil {
+			d.log.Warn("last server file holds no usable server; using the configured one", "file", p, "err", err)
+			return
+		}
+		d.log.Info("always_use_same_server: staying on the last server", "server", s)
+		d.pinned = s
+	}
+}
+
+func (d *Daemon) stop() {
+	if d.o.LAN != nil {
+		if err := d.o.LAN.Close(); err != nil {
+			d.log.Error("LAN side tear-down", "err", err)
+		}
+	}
+	d.transition(StateStopped, "stopped")
+}
+
+// transition moves to state to, logs and counts it, and writes the status.
+func (d *Daemon) transition(to State, reason string) {
+	d.mu.Lock()
+	from := d.status.State
+	d.transitions[[2]State{from, to}]++
+	now := time.Now()
+	d.status.State = to
+	d.status.Since = stamp(now)
+	if to != StateUp {
+		d.clearTunnelLocked()
+	}
+	d.mu.Unlock()
+	level := slog.LevelInfo
+	if to == StateLost || to == StateBackoff {
+		level = slog.LevelWarn
+	}
+	d.log.Log(context.Background(), level, "state "+string(to), "from", string(from), "reason", reason)
+	if d.o.OnTransition != nil {
+		d.o.OnTransition(from, to, reason)
+	}
+	d.writeStatus()
+}
+
+func (d *Daemon) clearTunnelLocked() {
+	s := &d.status
+	s.Transport, s.TunnelMode, s.DataPlane, s.Interface = "", "", "", ""
+	s.LocalEndpoint, s.RemoteEndpoint = "", ""
+	s.ClientIPv4, s.ServerIPv4, s.ClientIPv6, s.ServerIPv6 = "", "", "", ""
+	s.Prefix, s.LANPrefix, s.Keepalive = "", "", nil
+}
+
+func (d *Daemon) setError(err error) {
+	d.mu.Lock()
+	d.status.LastError = err.Error()
+	d.mu.Unlock()
+}
+
+func (d *Daemon) writeStatus() {
+	if d.statusPath == "" {
+		return
+	}
+	d.mu.Lock()
+	d.status.Updated = stamp(time.Now())
+	s := d.status
+	d.mu.Unlock()
+	if err := WriteStatus(d.statusPath, &s); err != nil {
+		d.log.Warn("status file", "err", err)
+	}
+}
+
+// waitBackoff sleeps wait unless a reconnect request, a WAN change or a
+// relevant configuration change cuts it short; it says why it ended.
+func (d *Daemon) waitBackoff(ctx context.Context, wait time.Duration) string {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return "stopped"
+		case <-t.C:
+			return "back-off over"
+		case r := <-d.reconnect:
+			return "reconnect requested (" + r + ")"
+		case w := <-d.wan:
+			return "WAN change: " + w
+		case c := <-d.reload:
+			if d.applyConfig(c) {
+				return "configuration changed"
+			}
+		}
+	}
+}
+
+// applyConfig takes a reloaded configuration and reports whether the
+// tunnel must be renegotiated for it.
+func (d *Daemon) applyConfig(c *config.Config) bool {
+	relevant := tunnelRelevant(d.cfg, c)
+	d.cfg = c
+	d.setBackoff()
+	d.log.Info("configuration reloaded", "renegotiate", relevant)
+	if relevant {
+		d.current = ""
+		d.startup()
+	}
+	return relevant
+}
+
+// tunnelRelevant reports whether b differs from a in anything that shapes
+// the tunnel or the choice of broker. Retry timing, log settings, the
+// status file, the WAN interface name and the TCP fallback delay take
+// effect without a new tunnel.
+func tunnelRelevant(a, b *config.Config) bool {
+	strip := func(c config.Config) config.Config {
+		c.RetryDelay, c.RetryDelayMax, c.AutoRetryConnect = 0, 0, false
+		c.LogConsole, c.LogStderr, c.LogFile, c.LogSyslog = 0, 0, 0, 0
+		c.LogFilename, c.LogRotation, c.LogRotationSize, c.LogRotationDelete = "", false, 0, false
+		c.SyslogFacility, c.StatusFile, c.WANInterface, c.TCPFallbackDelay = "", "", "", 0
+		c.GogocDir, c.Enabled = "", false
+		return c
+	}
+	return !reflect.DeepEqual(strip(*a), strip(*b))
+}
+
+// pace waits until server may be asked again (one attempt per
+// MinAttemptInterval) and records the attempt.
+func (d *Daemon) pace(ctx context.Context, server string) error {
+	now := time.Now()
+	if last, ok := d.lastAttempt[server]; ok {
+		if w := d.minAttempt - now.Sub(last); w > 0 {
+			t := time.NewTimer(w)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+			now = time.Now()
+		}
+	}
+	for s, at := range d.lastAttempt { // keep the map to the recent ones
+		if now.Sub(at) >= d.minAttempt {
+			delete(d.lastAttempt, s)
+		}
+	}
+	d.lastAttempt[server] = now
+	return nil
+}
+
+// candidates lists the brokers to try, best guess first: the pinned one
+// only; else the broker of the last tunnel, then the configured one.
+func (d *Daemon) candidates() []string {
+	if d.pinned != "" {
+		return []string{d.pinned}
+	}
+	if d.current != "" && d.current != d.cfg.Server {
+		return []string{d.current, d.cfg.Server}
+	}
+	return []string{d.cfg.Server}
+}
+
+// connect negotiates with the candidates in turn, failing over only when a
+// broker cannot be reached at all; after them, through the broker list
+// file ordered by distance.
+func (d *Daemon) connect(ctx context.Context) (*session, error) {
+	tried := map[string]bool{}
+	var lastErr error
+	try := func(servers []string) (*session, bool, error) {
+		for _, server := range servers {
+			if tried[server] {
+				continue
+			}
+			tried[server] = true
+			if err := d.pace(ctx, server); err != nil {
+				return nil, true, err
+			}
+			s, err := d.establish(ctx, server)
+			if err == nil {
+				return s, true, nil
+			}
+			lastErr = err
+			if ctx.Err() != nil || !tsp.Unreachable(err) {
+				return nil, true, err
+			}
+			d.log.Warn("broker unreachable", "server", server, "err", err)
+		}
+		return nil, false, lastErr
+	}
+	if s, done, err := try(d.candidates()); done {
+		return s, err
+	}
+	if d.pinned != "" || d.cfg.BrokerList == "" {
+		return nil, lastErr
+	}
+	path := resolvePath(d.stateDir, d.cfg.BrokerList)
+	list, err := readBrokerList(path)
+	if err != nil {
+		d.log.Warn("broker list", "err", err)
+	}
+	var rest []string
+	for _, s := range list {
+		if !tried[s] {
+			rest = append(rest, s)
+		}
+	}
+	if len(rest) == 0 {
+		return nil, lastErr
+	}
+	d.log.Info("failing over through the broker list", "file", path, "entries", len(rest))
+	s, _, err := try(d.order(ctx, rest, false))
+	return s, err
+}
+
+// order measures and sorts brokers; with write, the list file is
+// replaced by the result (after a redirect of more than one broker).
+func (d *Daemon) order(ctx context.Context, servers []string, write bool) []string {
+	probe := d.o.Probe
+	if probe == nil {
+		probe = EchoProber(d.cfg.TunnelMode == config.TunnelV4V6, 2, time.Second)
+	}
+	ds := Measure(ctx, servers, probe, 100*time.Millisecond)
+	out := make([]string, len(ds))
+	for i, x := range ds {
+		out[i] = x.Server
+	}
+	d.log.Info("broker distances (ms, with penalties)", "brokers", formatDistances(ds))
+	if write && len(out) > 1 && d.cfg.BrokerList != "" {
+		p := resolvePath(d.stateDir, d.cfg.BrokerList)
+		if err := writeBrokerList(p, out); err != nil {
+			d.log.Warn("broker list", "err", err)
+		}
+	}
+	return out
+}
+
+// detacher is *tsp.RUDP's hand-over of its socket to the data plane.
+type detacher interface{ Detach() net.Conn }
+
+// session is one established tunnel and what it came from.
+type session struct {
+	t       tunnel.Tunnel
+	closer  io.Closer // the TSP socket (v6udpv4: the detached one)
+	offer   *tsp.Offer
+	server  string
+	network tsp.Network
+	local   netip.AddrPort
+	remote  netip.AddrPort
+	upAt    time.Time
+}
+
+// establish negotiates with server (following redirects), accepts, builds
+// the tunnel and brings the LAN side up. On error nothing stays open.
+func (d *Daemon) establish(ctx context.Context, server string) (_ *session, err error) {
+	c := d.cfg
+	params := d.o.Params
+	if params == nil {
+		params = defaultParams
+	}
+	req, creds := params(c)
+	dial := d.o.Dial
+	if dial == nil {
+		rc := d.o.RUDP
+		if rc.InitialRTO == 0 && rc.MinRTO == 0 {
+			rc.InitialRTO, rc.MinRTO = DefaultRTO, DefaultRTO
+		}
+		nd := &tsp.NetDialer{IPv6: req.Type == tsp.V4V6, RUDP: rc}
+		dial = nd.Dial
+	}
+	fallback := c.TCPFallbackDelay
+	if fallback == 0 {
+		fallback = time.Nanosecond // configured as "at once"; 0 means the default to tsp
+	}
+	n := &tsp.Negotiator{Dial: dial, Request: req, Creds: creds, Log: d.log, TCPFallbackDelay: fallback,
+		OrderBrokers: func(ctx context.Context, s []string) []string { return d.order(ctx, s, true) }}
+	nctx, cancel := context.WithTimeout(ctx, d.o.AttemptTimeout)
+	defer cancel()
+	res, err := n.Negotiate(nctx, server)
+	if err != nil {
+		if ctx.Err() == nil && nctx.Err() != nil {
+			err = fmt.Errorf("%w (no tunnel after %v)", tsp.ErrNoReply, d.o.AttemptTimeout)
+		}
+		return nil, fmt.Errorf("negotiate with %s: %w", server, err)
+	}
+	s := &session{closer: res.Session.T, offer: res.Offer, server: res.Server,
+		network: res.Session.T.Network(), local: res.Session.T.LocalAddr(), remote: res.Session.T.RemoteAddr()}
+	defer func() {
+		if err != nil {
+			if s.t != nil {
+				_ = s.t.Close()
+			}
+			_ = s.closer.Close()
+		}
+	}()
+	o := res.Offer
+	if err := res.Session.Accept(ctx); err != nil {
+		return nil, err
+	}
+	ifName := c.TunnelInterface(config.TunnelMode(o.Type))
+	tcfg := tunnel.Config{
+		Offer:        *o,
+		IfName:       ifName,
+		DataPlane:    string(c.DataPlane),
+		DefaultRoute: true,
+		RouteMetric:  c.RouteMetric,
+		Keepalive:    tunnel.KeepaliveConfig{Misses: c.KeepaliveMisses, Timeout: c.KeepaliveTimeout},
+		Log:          d.log,
+	}
+	switch o.Type {
+	case tsp.V6UDPV4:
+		// The tunnel shares the TSP socket: same 5-tuple, same NAT mapping.
+		ru, ok := res.Session.T.(detacher)
+		if !ok {
+			return nil, fmt.Errorf("v6udpv4 offer over %s transport", res.Session.T.Network())
+		}
+		conn := ru.Detach()
+		if conn == nil {
+			return nil, errors.New("v6udpv4: TSP socket already closed")
+		}
+		s.closer, tcfg.Conn = conn, conn
+	case tsp.V6V4:
+		// Send protocol 41 from the address the broker saw us use.
+		tcfg.LocalV4 = s.local.Addr().Unmap()
+	}
+	if s.t, err = d.o.NewTunnel(ctx, tcfg); err != nil {
+		return nil, fmt.Errorf("tunnel %s on %s: %w", o.Type, ifName, err)
+	}
+	if d.o.LAN != nil {
+		if err := d.o.LAN.Up(ctx, o, s.t.Name()); err != nil {
+			return nil, fmt.Errorf("LAN side: %w", err)
+		}
+	}
+	s.upAt = time.Now()
+	d.current = res.Server
+	if c.LastServer != "" {
+		if err := writeLastServer(resolvePath(d.stateDir, c.LastServer), res.Server); err != nil {
+			d.log.Warn("last server file", "err", err)
+		}
+	}
+	select { // the WAN watch follows the broker in use
+	case <-d.targets:
+	default:
+	}
+	d.targets <- s.remote.Addr().Unmap()
+	return s, nil
+}
+
+func (d *Daemon) setUp(s *session) {
+	o := s.offer
+	plane := "userspace"
+	if d.o.PlaneOf != nil {
+		plane = d.o.PlaneOf(s.t)
+	}
+	str := func(a netip.Addr) string {
+		if !a.IsValid() {
+			return ""
+		}
+		return a.String()
+	}
+	d.mu.Lock()
+	st := &d.status
+	st.Broker = s.server
+	st.Transport = string(s.network)
+	st.TunnelMode = string(o.Type)
+	st.DataPlane = plane
+	st.Interface = s.t.Name()
+	st.LocalEndpoint = s.local.String()
+	st.RemoteEndpoint = s.remote.String()
+	st.ClientIPv4, st.ServerIPv4 = str(o.ClientV4), str(o.ServerV4)
+	st.ClientIPv6, st.ServerIPv6 = str(o.ClientV6), str(o.ServerV6)
+	if o.Prefix.IsValid() {
+		st.Prefix = o.Prefix.String()
+		if lp := lanPrefix(o.Prefix, d.cfg.SubnetID); lp.IsValid() && d.cfg.HostType == config.HostTypeRouter {
+			st.LANPrefix = lp.String()
+		}
+	}
+	st.LastError = ""
+	d.mu.Unlock()
+	d.refreshKeepalive(s)
+	d.transition(StateUp, fmt.Sprintf("%s tunnel %s via %s (%s)", o.Type, s.t.Name(), s.server, s.network))
+	if d.o.OnUp != nil {
+		d.o.OnUp(d.Status())
+	}
+}
+
+func (d *Daemon) refreshKeepalive(s *session) {
+	k := s.t.Stats().Keepalive
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s.offer.KeepaliveInterval <= 0 {
+		d.status.Keepalive = nil
+		return
+	}
+	d.status.Keepalive = &Keepalive{
+		IntervalS: int(s.offer.KeepaliveInterval / time.Second),
+		RTTMs:     float64(k.SmoothedRTT.Microseconds()) / 1000,
+		Sent:      k.Sent,
+		Lost:      k.TimedOut,
+	}
+}
+
+// hold watches an up tunnel and returns why it must go.
+func (d *Daemon) hold(ctx context.Context, s *session) string {
+	var expiry <-chan time.Time
+	if lt := s.offer.Lifetime; lt > 0 {
+		margin := min(lt/10, 5*time.Minute)
+		t := time.NewTimer(lt - margin)
+		defer t.Stop()
+		expiry = t.C
+	}
+	refresh := time.NewTicker(statusRefresh)
+	defer refresh.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return "stopped"
+		case ev, ok := <-s.t.Events():
+			if !ok {
+				return "tunnel closed"
+			}
+			switch ev.Kind {
+			case tunnel.KeepaliveLost, tunnel.BrokerControl, tunnel.IOError:
+				d.setError(errors.New(ev.String()))
+				return ev.String()
+			default:
+				d.log.Info("tunnel event", "event", ev.String())
+				d.refreshKeepalive(s)
+				d.writeStatus()
+			}
+		case r := <-d.reconnect:
+			return "reconnect requested (" + r + ")"
+		case w := <-d.wan:
+			return "WAN change: " + w
+		case c := <-d.reload:
+			if d.applyConfig(c) {
+				return "configuration changed"
+			}
+		case <-expiry:
+			return fmt.Sprintf("offer lifetime of %v ends soon", s.offer.Lifetime)
+		case <-refresh.C:
+			d.refreshKeepalive(s)
+			d.writeStatus()
+		}
+	}
+}
+
+// closeSession takes the tunnel down; lost tells the LAN side to stop
+// advertising a default router (on stop, LAN.Close does more).
+func (d *Daemon) closeSession(s *session, lost bool) {
+	if lost && d.o.LAN != nil {
+		d.o.LAN.Down()
+	}
+	if err := s.t.Close(); err != nil {
+		d.log.Error("tunnel tear-down", "err", err)
+	}
+	if err := s.closer.Close(); err != nil {
+		d.log.Debug("tsp socket close", "err", err)
+	}
+}
+
+// defaultParams maps the configuration onto the request and credentials.
+func defaultParams(c *config.Config) (tsp.Request, tsp.Credentials) {
+	req := tsp.Request{
+		Type:              tsp.TunnelType(c.TunnelMode),
+		ClientV4:          c.ClientV4,
+		ClientV6:          c.ClientV6,
+		Proxy:             c.ProxyClient,
+		Keepalive:         c.Keepalive,
+		KeepaliveInterval: int(c.KeepaliveInterval / time.Second),
+		Router:            c.HostType == config.HostTypeRouter,
+		PrefixLen:         c.PrefixLen,
+		DNSServers:        c.DNSServers,
+	}
+	creds := tsp.Credentials{Method: tsp.AuthMethod(c.AuthMethod), UserID: c.UserID, Password: c.Password,
+		KnownKeys: c.KnownKeys, KeyPolicy: tsp.KeyPolicy(c.ServerKeyPolicy)}
+	return req, creds
+}

@@ -1,0 +1,350 @@
+package daemon
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jsklein/gogoc/config"
+	"github.com/jsklein/gogoc/internal/testbroker"
+	"github.com/jsklein/gogoc/tsp"
+	"github.com/jsklein/gogoc/tunnel"
+)
+
+// fakeLAN records the calls the router side gets.
+type fakeLAN struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (l *fakeLAN) Up(_ context.Context, o *tsp.Offer, ifName string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, "up "+ifName)
+	return nil
+}
+func (l *fakeLAN) Down() { l.mu.Lock(); l.calls = append(l.calls, "down"); l.mu.Unlock() }
+func (l *fakeLAN) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls = append(l.calls, "close")
+	return nil
+}
+func (l *fakeLAN) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.calls, ",")
+}
+
+// TestSupervisorLifecycle: up, status and last-server files, immediate
+// renegotiation on keepalive loss, a broker 310 and a reconnect request,
+// transitions counted, LAN side told, and a clean stop.
+func TestSupervisorLifecycle(t *testing.T) {
+	_, server := startBroker(t, testbroker.Config{}, "127.0.0.1:0")
+	dir := t.TempDir()
+	plane, lan := newFakePlane(), &fakeLAN{}
+	var ups []Status
+	var mu sync.Mutex
+	d, err := New(Options{Config: testConfig(server), NewTunnel: plane.build, LAN: lan,
+		StatusFile: filepath.Join(dir, "status.json"), MinAttemptInterval: 10 * time.Millisecond,
+		OnUp: func(s Status) { mu.Lock(); ups = append(ups, s); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runDaemon(t, d)
+	ft := plane.next(t, 3*time.Second)
+	waitState(t, d, StateUp, time.Second)
+	var st *Status
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(time.Millisecond) {
+		if st, err = ReadStatus(filepath.Join(dir, "status.json")); err == nil && st.State == StateUp || time.Now().After(deadline) {
+			break
+		}
+	}
+	if st.State != StateUp || st.Broker != server || st.Transport != "udp" || st.TunnelMode != "v6udpv4" ||
+		st.Interface != "gogoc" || st.ClientIPv6 == "" || st.RemoteEndpoint != server || st.PID != os.Getpid() || st.DataPlane != "userspace" {
+		t.Fatalf("status file: %+v", st)
+	}
+	last, _ := os.ReadFile(filepath.Join(dir, "tsp-last-server.txt"))
+	if string(last) != server+"\n" {
+		t.Fatalf("tsp-last-server.txt = %q, want %q", last, server+"\n")
+	}
+
+	for i, ev := range []func(){
+		func() { ft.emit(tunnel.Event{Kind: tunnel.KeepaliveLost, Misses: 3}) },
+		func() { ft.emit(tunnel.Event{Kind: tunnel.BrokerControl, Code: 310, Text: "310 TSP status error"}) },
+		func() { d.Reconnect("test") },
+	} {
+		start := time.Now()
+		ev()
+		ft = plane.next(t, 3*time.Second)
+		waitState(t, d, StateUp, time.Second)
+		if el := time.Since(start); el > 500*time.Millisecond {
+			t.Errorf("event %d: renegotiated after %v, want at once", i, el)
+		}
+	}
+	stop()
+	tr := d.Transitions()
+	want := map[[2]State]uint64{
+		{StateIdle, StateNegotiating}: 1, {StateNegotiating, StateUp}: 4, {StateUp, StateLost}: 3,
+		{StateLost, StateNegotiating}: 3, {StateUp, StateStopped}: 1,
+	}
+	for k, v := range want {
+		if tr[k] != v {
+			t.Errorf("transition %s→%s counted %d, want %d (all: %v)", k[0], k[1], tr[k], v, tr)
+		}
+	}
+	if got := lan.String(); got != "up gogoc,down,up gogoc,down,up gogoc,down,up gogoc,close" {
+		t.Errorf("LAN calls %s", got)
+	}
+	st, _ = ReadStatus(filepath.Join(dir, "status.json"))
+	if st.State != StateStopped || st.Reconnects != 3 || st.Interface != "" {
+		t.Errorf("final status %+v", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ups) != 4 {
+		t.Errorf("OnUp called %d times, want 4", len(ups))
+	}
+}
+
+// TestSupervisorBackoff: an unreachable broker is retried after the
+// back-off, never sooner than retry_delay, and a reconnect request cuts
+// the wait short but not below one attempt per second.
+func TestSupervisorBackoff(t *testing.T) {
+	// A UDP port nobody listens on: ECONNREFUSED at once.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := pc.LocalAddr().String()
+	pc.Close()
+	rec := &recordingDial{}
+	c := testConfig(server)
+	c.RetryDelay, c.RetryDelayMax = time.Second, 4*time.Second
+	d, err := New(Options{Config: c, NewTunnel: newFakePlane().build, StatusFile: "-", Dial: rec.dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDaemon(t, d)
+	time.Sleep(2300 * time.Millisecond)
+	d.Reconnect("test") // during the second wait
+	time.Sleep(1200 * time.Millisecond)
+	at := rec.attempts()
+	if len(at) < 3 {
+		t.Fatalf("%d attempts in 3.5 s, want at least 3", len(at))
+	}
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap < time.Second {
+			t.Errorf("attempt %d came %v after the previous one: faster than one per second", i, gap)
+		}
+	}
+	if st := d.Status(); st.State != StateBackoff || !strings.Contains(st.LastError, "refused") {
+		t.Errorf("status %s, last error %q", st.State, st.LastError)
+	}
+}
+
+// TestSupervisorRedirectList: a redirect to five brokers, three of them
+// dead, is measured, ordered (live ones by distance first), written to
+// tsp-broker-list.txt, and the nearest live broker is used. When the
+// configured broker then cannot be reached, the daemon fails over through
+// the list file.
+func TestSupervisorRedirectList(t *testing.T) {
+	// Redirect entries carry no port: every broker listens on 3653, each
+	// on its own loopback address (unique to this process).
+	base := loopbackBase()
+	near, nearS := startBroker(t, testbroker.Config{}, base+"2:3653")
+	_, farS := startBroker(t, testbroker.Config{}, base+"3:3653")
+	nearS, farS = strings.TrimSuffix(nearS, ":3653"), strings.TrimSuffix(farS, ":3653")
+	d1, d2, d3 := base+"4", base+"5", base+"6" // nobody listens there
+	list := []string{d1, farS, d2, nearS, d3}
+	var brokers []testbroker.Broker
+	for _, s := range list {
+		brokers = append(brokers, testbroker.Broker{Kind: "ipv4", Address: s})
+	}
+	redir, redirS := startBroker(t, testbroker.Config{Redirect: brokers}, "127.0.0.1:0")
+	rtt := map[string]time.Duration{nearS: 5 * time.Millisecond, farS: 20 * time.Millisecond}
+	probe := func(ctx context.Context, s string) (time.Duration, bool, error) {
+		if r, ok := rtt[s]; ok {
+			return r, true, nil
+		}
+		<-ctx.Done() // dead brokers never answer
+		return 0, true, tsp.ErrNoReply
+	}
+	dir := t.TempDir()
+	plane := newFakePlane()
+	d, err := New(Options{Config: testConfig(redirS), NewTunnel: plane.build, StatusFile: filepath.Join(dir, "status.json"), Log: testLog(t),
+		Probe: probe, MinAttemptInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	runDaemon(t, d)
+	plane.next(t, 2*time.Second)
+	waitState(t, d, StateUp, time.Second)
+	t.Logf("redirect of 5 (3 dead): up via %s after %v", d.Status().Broker, time.Since(start).Round(time.Millisecond))
+	if got := d.Status().Broker; got != nearS {
+		t.Fatalf("using %s, want the nearest %s", got, nearS)
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, "tsp-broker-list.txt"))
+	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+	if len(lines) != 5 || lines[0] != nearS || lines[1] != farS {
+		t.Fatalf("tsp-broker-list.txt:\n%s\nwant %s, %s, then the three dead ones", raw, nearS, farS)
+	}
+	last, _ := os.ReadFile(filepath.Join(dir, "tsp-last-server.txt"))
+	if string(last) != nearS+"\n" {
+		t.Fatalf("tsp-last-server.txt = %q", last)
+	}
+
+	// The configured broker and the one in use die: the list file leads
+	// to the far one.
+	_ = redir.Close()
+	_ = near.Close()
+	d.Reconnect("test")
+	plane.next(t, 3*time.Second)
+	waitState(t, d, StateUp, time.Second)
+	if got := d.Status().Broker; got != farS {
+		t.Fatalf("after failover using %s, want %s", got, farS)
+	}
+}
+
+// TestSupervisorAlwaysUseSameServer: with the option, the last server
+// recorded is used instead of the configured one.
+func TestSupervisorAlwaysUseSameServer(t *testing.T) {
+	_, server := startBroker(t, testbroker.Config{}, "127.0.0.1:0")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "last"), []byte("# comment\n"+server+"\r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := testConfig("192.0.2.99") // unusable: must not be tried
+	c.AlwaysUseSameServer = true
+	c.LastServer = "last"
+	plane := newFakePlane()
+	d, err := New(Options{Config: c, NewTunnel: plane.build, StatusFile: filepath.Join(dir, "s.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDaemon(t, d)
+	plane.next(t, 3*time.Second)
+	waitState(t, d, StateUp, time.Second)
+	if got := d.Status().Broker; got != server {
+		t.Fatalf("broker %s, want the last server %s", got, server)
+	}
+}
+
+// TestSupervisorReload: a change of retry timing is applied without a new
+// tunnel; a change of the tunnel mode renegotiates.
+func TestSupervisorReload(t *testing.T) {
+	_, server := startBroker(t, testbroker.Config{}, "127.0.0.1:0")
+	plane := newFakePlane()
+	c := testConfig(server)
+	d, err := New(Options{Config: c, NewTunnel: plane.build, StatusFile: "-", MinAttemptInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDaemon(t, d)
+	plane.next(t, 3*time.Second)
+	waitState(t, d, StateUp, time.Second)
+
+	same := *c
+	same.RetryDelayMax = 60 * time.Second
+	same.LogStderr = 3
+	d.Reload(&same)
+	select {
+	case <-plane.ups:
+		t.Fatal("a retry/log change renegotiated the tunnel")
+	case <-time.After(300 * time.Millisecond):
+	}
+	changed := same
+	changed.TunnelMode = config.TunnelV6AnyV4
+	d.Reload(&changed)
+	ft := plane.next(t, 3*time.Second)
+	if ft.offer.Type != tsp.V6UDPV4 && ft.offer.Type != tsp.V6V4 {
+		t.Fatalf("offer %s", ft.offer.Type)
+	}
+	waitState(t, d, StateUp, time.Second)
+}
+
+// TestSupervisorLifetime: the tunnel is renegotiated before the offer's
+// lifetime runs out.
+func TestSupervisorLifetime(t *testing.T) {
+	_, server := startBroker(t, testbroker.Config{Lifetime: 2}, "127.0.0.1:0")
+	plane := newFakePlane()
+	d, err := New(Options{Config: testConfig(server), NewTunnel: plane.build, StatusFile: "-", MinAttemptInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDaemon(t, d)
+	plane.next(t, 3*time.Second)
+	first := time.Now()
+	plane.next(t, 3*time.Second)
+	if el := time.Since(first); el < 1500*time.Millisecond || el >= 2*time.Second {
+		t.Fatalf("renegotiated %v after a 2 s offer, want before it ends (at 90%%)", el)
+	}
+}
+
+// TestSupervisorRefusalNotFailedOver: a broker that answers and refuses
+// (bad credentials) is not a reason to try the list; it backs off.
+func TestSupervisorRefusalNotFailedOver(t *testing.T) {
+	_, server := startBroker(t, testbroker.Config{Auth: []string{"PLAIN"}, Users: map[string]string{"u": "right"}}, "127.0.0.1:0")
+	c := testConfig(server)
+	c.AuthMethod, c.UserID, c.Password = config.AuthPlain, "u", "wrong"
+	d, err := New(Options{Config: c, NewTunnel: newFakePlane().build, StatusFile: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDaemon(t, d)
+	waitState(t, d, StateBackoff, 3*time.Second)
+	if le := d.Status().LastError; !strings.Contains(le, "300") || strings.Contains(le, "wrong") {
+		t.Fatalf("last error %q", le)
+	}
+}
+
+// TestSupervisorTCPFallback: the broker's UDP port swallows everything
+// (no answer, no ICMP) while TCP works. For v6anyv4 the tunnel must come
+// up over TCP just after tcp_fallback_delay (1.5 s), not after the old
+// client's ≈6 s of RUDP retries.
+func TestSupervisorTCPFallback(t *testing.T) {
+	b, err := testbroker.New(testbroker.Config{Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tcpAddr, err := b.Start("", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0") // bound, never read
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	var nd tsp.NetDialer
+	dial := func(ctx context.Context, _ string, n tsp.Network) (tsp.Transport, error) {
+		if n == tsp.UDP {
+			return nd.Dial(ctx, silent.LocalAddr().String(), n)
+		}
+		return nd.Dial(ctx, tcpAddr.String(), n)
+	}
+	c := testConfig("broker.test")
+	c.TunnelMode = config.TunnelV6AnyV4
+	plane := newFakePlane()
+	d, err := New(Options{Config: c, NewTunnel: plane.build, StatusFile: "-", Dial: dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	runDaemon(t, d)
+	ft := plane.next(t, 5*time.Second)
+	el := time.Since(start)
+	waitState(t, d, StateUp, time.Second)
+	t.Logf("UDP silent: up over %s (%s) after %v; tcp_fallback_delay %v; the old client waited ≈6 s",
+		d.Status().Transport, ft.offer.Type, el.Round(time.Millisecond), c.TCPFallbackDelay)
+	if d.Status().Transport != "tcp" || el < c.TCPFallbackDelay || el > c.TCPFallbackDelay+time.Second {
+		t.Fatalf("transport %s after %v, want tcp just after %v", d.Status().Transport, el, c.TCPFallbackDelay)
+	}
+}

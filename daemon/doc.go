@@ -1,0 +1,24 @@
+// Package daemon is gogoc's supervisor: it keeps one tunnel up for as long
+// as it runs and is the only place that knows about time, retries and
+// signals (the command turns signals into Reconnect, Reload and context
+// cancellation).
+//
+// States: idle → negotiating → up → lost → negotiating …, with backoff
+// after a failed attempt and stopped at the end. Every transition is logged
+// and counted. A lost tunnel (keepalive loss, a broker 310, a WAN change, a
+// reconnect request, the offer lifetime running out) is renegotiated at
+// once; failed attempts wait a back-off with full jitter between
+// retry_delay and a bound that doubles up to retry_delay_max, reset after a
+// tunnel that stayed up. No broker is asked more than once per second.
+//
+// Brokers: the configured server first (or, with always_use_same_server,
+// the one in tsp-last-server.txt and only that); a redirect's list is
+// ordered by TSP echo distance (spec §7.1) and written to
+// tsp-broker-list.txt; when the configured server cannot be reached the
+// daemon fails over through that list. Relative file names resolve in the
+// state directory, by default the directory of the status file
+// (/var/run/gogoc), which is RAM on OpenWrt and so spares the flash.
+//
+// The status of the daemon is written atomically to a JSON file (Status)
+// that `gogoc status` and LuCI read.
+package daemon

@@ -1,0 +1,83 @@
+package daemon
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestWriteStatusAtomic: concurrent readers never see a partial file, and
+// the JSON carries the contract's field names.
+func TestWriteStatusAtomic(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "run", "status.json")
+	big := strings.Repeat("x", 64<<10) // makes a torn write likely if it were not atomic
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				continue // not written yet
+			}
+			var s Status
+			if err := json.Unmarshal(b, &s); err != nil {
+				t.Errorf("reader saw a partial file (%d bytes): %v", len(b), err)
+				return
+			}
+		}
+	}()
+	for i := range 200 {
+		s := &Status{State: StateUp, PID: i, LastError: big[:i*300], Keepalive: &Keepalive{IntervalS: 30, RTTMs: 1.25}}
+		if err := WriteStatus(path, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"state"`, `"since"`, `"pid"`, `"updated"`, `"keepalive"`, `"interval_s"`, `"rtt_ms"`, `"reconnects"`, `"last_error"`} {
+		if !strings.Contains(string(raw), key) {
+			t.Errorf("status file lacks %s", key)
+		}
+	}
+	if strings.Contains(string(raw), `"broker"`) {
+		t.Error("empty broker not omitted")
+	}
+	ents, _ := os.ReadDir(filepath.Dir(path))
+	if len(ents) != 1 {
+		t.Errorf("temporary files left: %v", ents)
+	}
+}
+
+func TestLANPrefix(t *testing.T) {
+	for _, tt := range []struct {
+		p      string
+		subnet uint64
+		want   string
+	}{
+		{"2001:db8:1200::/56", 0, "2001:db8:1200::/64"},
+		{"2001:db8:1200::/56", 1, "2001:db8:1200:1::/64"},
+		{"2001:db8:1200::/56", 255, "2001:db8:1200:ff::/64"},
+		{"2001:db8:1200::/56", 256, "invalid Prefix"},
+		{"2001:db8:1200::/64", 0, "2001:db8:1200::/64"},
+		{"2001:db8::/48", 0x1234, "2001:db8:0:1234::/64"},
+	} {
+		if got := lanPrefix(netip.MustParsePrefix(tt.p), tt.subnet).String(); got != tt.want {
+			t.Errorf("lanPrefix(%s, %d) = %s, want %s", tt.p, tt.subnet, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// WANWatch watches the path to the broker until ctx ends. The daemon
+// sends each new broker address on targets; the watch takes the route to
+// it as the baseline and sends a reason on changed (without blocking; a
+// pending one is enough) whenever the source address, gateway or device
+// towards that address changes.
+type WANWatch func(ctx context.Context, targets <-chan netip.Addr, changed chan<- string) error
+
+// wanDebounce lets a burst of netlink messages (an address replaced, a
+// DHCP renewal touching routes) settle before the route is looked up.
+const wanDebounce = 50 * time.Millisecond
+
+// path is what the kernel would use to reach the broker.
+type path struct {
+	ok       bool
+	src, gw  netip.Addr
+	linkIdx  int
+	errorMsg string
+}
+
+func (p path) String() string {
+	if !p.ok {
+		return "no route (" + p.errorMsg + ")"
+	}
+	return fmt.Sprintf("src %v via %v dev #%d", p.src, p.gw, p.linkIdx)
+}
+
+// same compares the route, not the wording of an error.
+func (p path) same(q path) bool {
+	return p.ok == q.ok && p.src == q.src && p.gw == q.gw && p.linkIdx == q.linkIdx
+}
+
+func routeTo(h *netlink.Handle, dst netip.Addr) path {
+	rs, err := h.RouteGet(net.IP(dst.AsSlice()))
+	if err != nil || len(rs) == 0 {
+		msg := "none"
+		if err != nil {
+			msg = err.Error()
+		}
+		return path{errorMsg: msg}
+	}
+	r := rs[0]
+	src, _ := netip.AddrFromSlice(r.Src)
+	gw, _ := netip.AddrFromSlice(r.Gw)
+	return path{ok: true, src: src.Unmap(), gw: gw.Unmap(), linkIdx: r.LinkIndex}
+}
+
+// NetlinkWAN is the production WANWatch: it subscribes to the kernel's
+// address and route notifications of the current network namespace.
+func NetlinkWAN(ctx context.Context, targets <-chan netip.Addr, changed chan<- string) error {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("wan watch: netlink: %w", err)
+	}
+	defer h.Close()
+	done := make(chan struct{})
+	defer close(done)
+	subErr := make(chan error, 2)
+	onErr := func(err error) {
+		select {
+		case subErr <- err:
+		default:
+		}
+	}
+	addrs := make(chan netlink.AddrUpdate, 64)
+	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr}); err != nil {
+		return fmt.Errorf("wan watch: subscribe to addresses: %w", err)
+	}
+	routes := make(chan netlink.RouteUpdate, 64)
+	if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{ErrorCallback: onErr}); err != nil {
+		return fmt.Errorf("wan watch: subscribe to routes: %w", err)
+	}
+	var target netip.Addr
+	var last path
+	var settle <-chan time.Time
+	kick := func() {
+		if settle == nil {
+			settle = time.After(wanDebounce)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-subErr:
+			return fmt.Errorf("wan watch: %w", err)
+		case t := <-targets:
+			target = t
+			last = routeTo(h, target)
+		case _, ok := <-addrs:
+			if !ok {
+				return fmt.Errorf("wan watch: address subscription closed")
+			}
+			kick()
+		case _, ok := <-routes:
+			if !ok {
+				return fmt.Errorf("wan watch: route subscription closed")
+			}
+			kick()
+		case <-settle:
+			settle = nil
+			if !target.IsValid() {
+				continue
+			}
+			now := routeTo(h, target)
+			if !now.same(last) {
+				select {
+				case changed <- fmt.Sprintf("path to %v changed: %v → %v", target, last, now):
+				default:
+				}
+				last = now
+			}
+		}
+	}
+}

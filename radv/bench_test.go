@@ -1,0 +1,347 @@
+package radv
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/ndp"
+	"github.com/vishvananda/netns"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+
+	"github.com/jsklein/gogoc/tunnel"
+)
+
+// BenchmarkRSReply measures, on a veth link between two namespaces, the
+// time from sending a Router Solicitation to receiving the Server's RA,
+// against an ICMPv6 echo round trip to the router's link-local address on
+// the same link (answered by the kernel) as the baseline. It reports the
+// medians and their ratio.
+func BenchmarkRSReply(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root: network namespaces")
+	}
+	id := os.Getpid() % 100000
+	nsA, nsB := fmt.Sprintf("grt-bra-%d", id), fmt.Sprintf("grt-brb-%d", id)
+	ifA, ifB := fmt.Sprintf("grt%da", id), fmt.Sprintf("grt%db", id)
+	sh := func(args ...string) {
+		b.Helper()
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			b.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	for _, ns := range []string{nsA, nsB} {
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+		sh("ip", "netns", "add", ns)
+		b.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
+	}
+	sh("ip", "link", "add", ifA, "netns", nsA, "type", "veth", "peer", "name", ifB, "netns", nsB)
+	sh("ip", "-n", nsA, "link", "set", ifA, "up")
+	sh("ip", "-n", nsB, "link", "set", ifB, "up")
+	hA, err := netns.GetFromName(nsA)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer hA.Close()
+	hB, err := netns.GetFromName(nsB)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer hB.Close()
+
+	// Link-local addresses appear a moment after the link comes up.
+	llA, llB := linkLocal(b, hA, ifA), linkLocal(b, hB, ifB)
+	// The server runs in its own process inside nsA, as gogoc does: the
+	// interface zone caches of the net packages are per process, and a
+	// process spread over two namespaces would reload them on every packet.
+	// The solicitor uses plain raw sockets for the same reason.
+	helper := exec.Command("ip", "netns", "exec", nsA, os.Args[0], "-test.run=^TestRAServerHelper$", "-test.count=1")
+	helper.Env = append(os.Environ(), "GOGOC_RADV_BENCH_IF="+ifA)
+	helper.Stderr = os.Stderr
+	stdin, err := helper.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := helper.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { stdin.Close(); _ = helper.Wait() }()
+	var udpPort int
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if _, err := fmt.Sscanf(sc.Text(), "ready udp %d", &udpPort); err == nil {
+			break
+		}
+	}
+	if udpPort == 0 {
+		b.Fatal("RA server helper did not start")
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	ifiB, err := interfaceIn(hB, ifB)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rs, err := ndp.MarshalMessage(&ndp.RouterSolicitation{Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: ifiB.HardwareAddr}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var medRA, medEcho time.Duration
+	b.Run("rs-to-ra", func(b *testing.B) {
+		c := openICMP(b, hB, ifB, llB, ipv6.ICMPTypeRouterAdvertisement)
+		c.drain() // the unsolicited RA sent at start
+		lat := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			start := time.Now()
+			c.send(b, rs, netip.MustParseAddr("ff02::2"))
+			c.await(b, 134)
+			lat = append(lat, time.Since(start))
+		}
+		medRA = median(lat)
+		b.ReportMetric(float64(medRA.Microseconds()), "median-µs")
+	})
+	b.Run("echo-baseline", func(b *testing.B) {
+		c := openICMP(b, hB, ifB, llB, ipv6.ICMPTypeEchoReply)
+		lat := make([]time.Duration, 0, b.N)
+		echo := []byte{128, 0, 0, 0, 0x12, 0x34, 0, 1, 'g', 'o', 'g', 'o', 'c'}
+		for b.Loop() {
+			start := time.Now()
+			c.send(b, echo, llA)
+			c.await(b, 129)
+			lat = append(lat, time.Since(start))
+		}
+		medEcho = median(lat)
+		b.ReportMetric(float64(medEcho.Microseconds()), "median-µs")
+	})
+	// A second baseline with a Go process answering on the router side, as
+	// the RA server does: a UDP echo.
+	var medUDP time.Duration
+	b.Run("udp-echo-baseline", func(b *testing.B) {
+		var cliU *net.UDPConn
+		err := tunnel.InNetNS(hB, func() (err error) {
+			cliU, err = net.DialUDP("udp6", nil, &net.UDPAddr{IP: llA.AsSlice(), Zone: ifB, Port: udpPort})
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cliU.Close()
+		buf := make([]byte, 1500)
+		lat := make([]time.Duration, 0, b.N)
+		for b.Loop() {
+			start := time.Now()
+			if _, err := cliU.Write([]byte("gogoc")); err != nil {
+				b.Fatal(err)
+			}
+			_ = cliU.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := cliU.Read(buf); err != nil {
+				b.Fatalf("no UDP echo: %v", err)
+			}
+			lat = append(lat, time.Since(start))
+		}
+		medUDP = median(lat)
+		b.ReportMetric(float64(medUDP.Microseconds()), "median-µs")
+	})
+	if medRA > 0 && medEcho > 0 && medUDP > 0 {
+		b.Logf("RS→RA median %v; same link: kernel ICMPv6 echo %v (ratio %.1f), Go UDP echo %v (ratio %.1f); target RS→RA ≤ 5 ms",
+			medRA, medEcho, float64(medRA)/float64(medEcho), medUDP, float64(medRA)/float64(medUDP))
+	}
+}
+
+// linkLocal waits up to a second for ifName's link-local address in ns.
+func linkLocal(b *testing.B, ns netns.NsHandle, ifName string) netip.Addr {
+	b.Helper()
+	for range 50 {
+		var ll netip.Addr
+		err := tunnel.InNetNS(ns, func() error {
+			ifi, err := net.InterfaceByName(ifName)
+			if err != nil {
+				return err
+			}
+			addrs, err := ifi.Addrs()
+			for _, a := range addrs {
+				if n, ok := a.(*net.IPNet); ok && n.IP.IsLinkLocalUnicast() {
+					ll, _ = netip.AddrFromSlice(n.IP)
+				}
+			}
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if ll.IsValid() {
+			return ll
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.Fatalf("no link-local address on %s", ifName)
+	return netip.Addr{}
+}
+
+// TestRAServerHelper is BenchmarkRSReply's router: a Server on the
+// interface named by GOGOC_RADV_BENCH_IF and a UDP echo on its link-local
+// address, until stdin closes. Without the variable there is nothing to do.
+func TestRAServerHelper(t *testing.T) {
+	ifName := os.Getenv("GOGOC_RADV_BENCH_IF")
+	if ifName == "" {
+		t.Skip("the RA server process of BenchmarkRSReply")
+	}
+	conn, hw, err := Listen(ifName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	srv, err := New(Config{MinInterval: time.Hour, MaxInterval: time.Hour, InitialInterval: time.Hour, LinkAddr: hw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Update(Params{Up: true, Prefixes: []Prefix{{Prefix: lan1}}, Routes: []netip.Prefix{deleg}, DNS: []netip.Addr{dns1}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, conn) }()
+	ifi, err := net.InterfaceByName(ifName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, _ := ifi.Addrs()
+	var udp *net.UDPConn
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.IsLinkLocalUnicast() {
+			udp, err = net.ListenUDP("udp6", &net.UDPAddr{IP: n.IP, Zone: ifName})
+		}
+	}
+	if udp == nil || err != nil {
+		t.Fatalf("UDP echo: %v", err)
+	}
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := udp.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			_, _ = udp.WriteToUDPAddrPort(buf[:n], from)
+		}
+	}()
+	fmt.Printf("ready udp %d\n", udp.LocalAddr().(*net.UDPAddr).Port)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	udp.Close()
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func interfaceIn(ns netns.NsHandle, name string) (ifi *net.Interface, err error) {
+	err = tunnel.InNetNS(ns, func() (err error) {
+		ifi, err = net.InterfaceByName(name)
+		return err
+	})
+	return ifi, err
+}
+
+// icmpSock is a raw ICMPv6 socket bound to a link-local address.
+type icmpSock struct {
+	fd    int
+	index uint32
+	buf   []byte
+}
+
+func openICMP(b *testing.B, ns netns.NsHandle, ifName string, ll netip.Addr, accept ipv6.ICMPType) *icmpSock {
+	b.Helper()
+	c := &icmpSock{buf: make([]byte, 1500)}
+	err := tunnel.InNetNS(ns, func() error {
+		ifi, err := net.InterfaceByName(ifName)
+		if err != nil {
+			return err
+		}
+		c.index = uint32(ifi.Index)
+		if c.fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6); err != nil {
+			return err
+		}
+		var f unix.ICMPv6Filter
+		for i := range f.Data {
+			f.Data[i] = 0xffffffff // block all
+		}
+		f.Data[int(accept)>>5] &^= 1 << (uint(accept) & 31)
+		for _, err := range []error{
+			unix.SetsockoptICMPv6Filter(c.fd, unix.SOL_ICMPV6, unix.ICMPV6_FILTER, &f),
+			unix.SetsockoptInt(c.fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, 255),
+			unix.SetsockoptInt(c.fd, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, 255),
+			unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 1}),
+			unix.Bind(c.fd, &unix.SockaddrInet6{Addr: ll.As16(), ZoneId: c.index}),
+		} {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatalf("raw ICMPv6 socket: %v", err)
+	}
+	b.Cleanup(func() { unix.Close(c.fd) })
+	return c
+}
+
+func (c *icmpSock) send(b *testing.B, msg []byte, dst netip.Addr) {
+	err := unix.Sendto(c.fd, msg, 0, &unix.SockaddrInet6{Addr: dst.As16(), ZoneId: c.index})
+	for err == unix.EINTR {
+		err = unix.Sendto(c.fd, msg, 0, &unix.SockaddrInet6{Addr: dst.As16(), ZoneId: c.index})
+	}
+	if err != nil {
+		b.Fatalf("send: %v", err)
+	}
+}
+
+// await reads until an ICMPv6 message of type typ arrives.
+func (c *icmpSock) await(b *testing.B, typ byte) {
+	for {
+		n, _, err := unix.Recvfrom(c.fd, c.buf, 0)
+		if err == unix.EINTR {
+			continue // the Go runtime's preemption signal
+		}
+		if err != nil {
+			b.Fatalf("waiting for ICMPv6 type %d: %v", typ, err)
+		}
+		if n > 0 && c.buf[0] == typ {
+			return
+		}
+	}
+}
+
+// drain reads what is queued, waiting at most 300 ms for it.
+func (c *icmpSock) drain() {
+	_ = unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 300000})
+	for {
+		if _, _, err := unix.Recvfrom(c.fd, c.buf, 0); err != nil && err != unix.EINTR {
+			break
+		}
+	}
+	_ = unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 1})
+}
+
+func median(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

@@ -1,0 +1,14 @@
+// Package radv sends IPv6 Router Advertisements (RFC 4861) for the prefix a
+// tunnel broker delegated, on the router's LAN interface.
+//
+// A Server holds what to advertise (Params) and a Serve loop that sends
+// unsolicited RAs at random intervals and answers Router Solicitations. The
+// ICMPv6 socket is injected as a Conn, so the loop runs against an
+// in-memory fake in tests and against *ndp.Conn (Listen) on a real link.
+//
+// Beyond what a bare sender does, it keeps hosts out of trouble when the
+// uplink changes: router lifetime 0 while the tunnel is down, a prefix that
+// was replaced is still advertised as deprecated until its valid lifetime
+// (at most 2 h) runs out, and stopping sends a final RA with router
+// lifetime 0 and every prefix deprecated.
+package radv

@@ -1,0 +1,78 @@
+package radv
+
+import (
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mdlayher/ndp"
+	"golang.org/x/net/ipv6"
+)
+
+// fakeConn is an in-memory Conn. Written RAs go through the real wire
+// format (marshal, then parse) so that what tests see is what a host
+// would read.
+type fakeConn struct {
+	in  chan received
+	out chan sent
+
+	once     sync.Once
+	unblock  chan struct{}
+	writeErr error
+	readErr  error
+}
+
+type received struct {
+	m   ndp.Message
+	cm  *ipv6.ControlMessage
+	src netip.Addr
+}
+
+type sent struct {
+	ra  *ndp.RouterAdvertisement
+	dst netip.Addr
+	at  time.Time
+}
+
+func newFakeConn() *fakeConn {
+	return &fakeConn{in: make(chan received, 64), out: make(chan sent, 256), unblock: make(chan struct{})}
+}
+
+func (f *fakeConn) ReadFrom() (ndp.Message, *ipv6.ControlMessage, netip.Addr, error) {
+	if f.readErr != nil {
+		return nil, nil, netip.Addr{}, f.readErr
+	}
+	select {
+	case r := <-f.in:
+		return r.m, r.cm, r.src, nil
+	case <-f.unblock:
+		return nil, nil, netip.Addr{}, os.ErrDeadlineExceeded
+	}
+}
+
+func (f *fakeConn) WriteTo(m ndp.Message, _ *ipv6.ControlMessage, dst netip.Addr) error {
+	if f.writeErr != nil {
+		return f.writeErr
+	}
+	b, err := ndp.MarshalMessage(m)
+	if err != nil {
+		return err
+	}
+	back, err := ndp.ParseMessage(b)
+	if err != nil {
+		return err
+	}
+	f.out <- sent{ra: back.(*ndp.RouterAdvertisement), dst: dst, at: time.Now()}
+	return nil
+}
+
+func (f *fakeConn) SetReadDeadline(time.Time) error {
+	f.once.Do(func() { close(f.unblock) })
+	return nil
+}
+
+// solicit queues a Router Solicitation.
+func (f *fakeConn) solicit(src string, hop int, opts ...ndp.Option) {
+	f.in <- received{m: &ndp.RouterSolicitation{Options: opts}, cm: &ipv6.ControlMessage{HopLimit: hop}, src: netip.MustParseAddr(src)}
+}

@@ -1,0 +1,302 @@
+package radv
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mdlayher/ndp"
+)
+
+// Protocol constants (RFC 4861 §6.2.1, §10; RFC 4862 §5.5.3).
+const (
+	// MaxRouterLifetime is the largest router lifetime RFC 4861 allows.
+	MaxRouterLifetime = 9000 * time.Second
+	// MaxInitialInterval caps the intervals between the first
+	// InitialAdvertisements unsolicited RAs.
+	MaxInitialInterval = 16 * time.Second
+	// InitialAdvertisements is MAX_INITIAL_RTR_ADVERTISEMENTS.
+	InitialAdvertisements = 3
+	// MinDelayBetweenRAs is MIN_DELAY_BETWEEN_RAS: multicast RAs are never
+	// closer together than this.
+	MinDelayBetweenRAs = 3 * time.Second
+	// twoHours: hosts ignore a valid lifetime below 2 h for an address that
+	// has more left (RFC 4862 §5.5.3 e), so a deprecated prefix needs no
+	// more than this to run out.
+	twoHours = 2 * time.Hour
+)
+
+// Defaults in line with radvd (MinRtrAdvInterval 198 s, MaxRtrAdvInterval
+// 600 s, AdvDefaultLifetime 3 × max, AdvValidLifetime 1 d,
+// AdvPreferredLifetime 4 h).
+const (
+	DefaultMinInterval       = 198 * time.Second
+	DefaultMaxInterval       = 600 * time.Second
+	DefaultValidLifetime     = 24 * time.Hour
+	DefaultPreferredLifetime = 4 * time.Hour
+	DefaultHopLimit          = 64
+	DefaultMTU               = 1280
+)
+
+// Config tunes a Server. Zero fields take the defaults above.
+type Config struct {
+	MinInterval, MaxInterval time.Duration
+	// InitialInterval caps the first InitialCount intervals (default 16 s,
+	// 3 RAs).
+	InitialInterval time.Duration
+	InitialCount    int
+	// MinDelay spaces multicast RAs (default 3 s).
+	MinDelay time.Duration
+	// RouterLifetime while the uplink is up: default 3 × MaxInterval,
+	// clamped to 9000 s.
+	RouterLifetime time.Duration
+	// DNSLifetime of RDNSS and DNSSL: default 3 × MaxInterval.
+	DNSLifetime time.Duration
+	HopLimit    uint8
+	// LinkAddr is sent as the source link-layer address option (none when
+	// empty, e.g. on a point-to-point link).
+	LinkAddr net.HardwareAddr
+	// Now replaces the clock used for lifetimes counting down (tests).
+	Now func() time.Time
+	// Rand, when set, replaces the random choice of an interval in
+	// [min, max] (tests). It gets the span max-min and returns 0..span.
+	Rand func(span time.Duration) time.Duration
+}
+
+// Prefix is one /64 to advertise with the lifetimes granted for it.
+type Prefix struct {
+	Prefix    netip.Prefix
+	Valid     time.Duration // default DefaultValidLifetime
+	Preferred time.Duration // default DefaultPreferredLifetime, at most Valid
+}
+
+// Params is what the RAs say; Update replaces it as a whole.
+type Params struct {
+	// Up: the uplink carries traffic, so hosts may use us as a default
+	// router. When false the router lifetime is 0 and prefixes stay.
+	Up bool
+	// Prefixes are advertised on-link and autonomous (SLAAC).
+	Prefixes []Prefix
+	// Routes are sent as route information options (RFC 4191), e.g. the
+	// whole delegated prefix when it is shorter than /64.
+	Routes []netip.Prefix
+	// DNS servers (RDNSS) and search domains (DNSSL).
+	DNS     []netip.Addr
+	Domains []string
+	// MTU option; default 1280.
+	MTU int
+}
+
+// Stats counts what the Server did.
+type Stats struct {
+	// Wakeups counts every time the loop woke: timers, solicitations,
+	// updates. Idle, only unsolicited RA timers wake it.
+	Wakeups     uint64
+	Multicast   uint64 // multicast RAs sent (unsolicited, rate-limited replies, final)
+	Unicast     uint64 // RAs sent to a solicitor
+	Solicits    uint64 // valid RSs received
+	Dropped     uint64 // messages ignored: not an RS, hop limit not 255, invalid
+	WriteErrors uint64
+}
+
+// Server advertises Params on one link.
+type Server struct {
+	cfg Config
+
+	mu         sync.Mutex
+	params     Params
+	deprecated map[netip.Prefix]time.Time // replaced prefix -> end of its valid lifetime
+	stats      Stats
+	changed    chan struct{} // capacity 1: "params changed, advertise soon"
+}
+
+// New checks cfg and fills its defaults.
+func New(cfg Config) (*Server, error) {
+	if cfg.MaxInterval == 0 {
+		cfg.MaxInterval = DefaultMaxInterval
+	}
+	if cfg.MinInterval == 0 {
+		cfg.MinInterval = min(DefaultMinInterval, cfg.MaxInterval*3/4)
+	}
+	if cfg.MinInterval <= 0 || cfg.MinInterval > cfg.MaxInterval {
+		return nil, fmt.Errorf("radv: intervals min %v max %v: want 0 < min <= max", cfg.MinInterval, cfg.MaxInterval)
+	}
+	if cfg.InitialInterval == 0 {
+		cfg.InitialInterval = MaxInitialInterval
+	}
+	if cfg.InitialCount == 0 {
+		cfg.InitialCount = InitialAdvertisements
+	}
+	if cfg.MinDelay == 0 {
+		cfg.MinDelay = MinDelayBetweenRAs
+	}
+	if cfg.RouterLifetime == 0 {
+		cfg.RouterLifetime = 3 * cfg.MaxInterval
+	}
+	// ndp encodes whatever it is given in 16 bits; RFC 4861 allows 9000 s.
+	cfg.RouterLifetime = min(cfg.RouterLifetime, MaxRouterLifetime)
+	if cfg.RouterLifetime < 0 {
+		return nil, errors.New("radv: negative router lifetime")
+	}
+	if cfg.DNSLifetime == 0 {
+		cfg.DNSLifetime = 3 * cfg.MaxInterval
+	}
+	if cfg.HopLimit == 0 {
+		cfg.HopLimit = DefaultHopLimit
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Server{cfg: cfg, deprecated: map[netip.Prefix]time.Time{}, changed: make(chan struct{}, 1)}, nil
+}
+
+// Update replaces what is advertised and has it sent soon (within the
+// multicast rate limit). A prefix that was advertised and is not in p any
+// more is advertised deprecated until its valid lifetime, at most 2 h, is
+// over; one that comes back is advertised normally again.
+func (s *Server) Update(p Params) error {
+	p, err := normalise(p)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	for _, old := range s.params.Prefixes {
+		if !slices.ContainsFunc(p.Prefixes, func(n Prefix) bool { return n.Prefix == old.Prefix }) {
+			s.deprecated[old.Prefix] = now.Add(min(old.Valid, twoHours))
+		}
+	}
+	for _, n := range p.Prefixes {
+		delete(s.deprecated, n.Prefix)
+	}
+	s.params = p
+	s.mu.Unlock()
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+func (s *Server) count(f func(*Stats)) {
+	s.mu.Lock()
+	f(&s.stats)
+	s.mu.Unlock()
+}
+
+// normalise fills defaults and refuses what cannot be advertised.
+func normalise(p Params) (Params, error) {
+	p.Prefixes = slices.Clone(p.Prefixes)
+	for i := range p.Prefixes {
+		x := &p.Prefixes[i]
+		if !x.Prefix.IsValid() || !x.Prefix.Addr().Is6() || x.Prefix.Addr().Is4In6() || x.Prefix.Bits() != 64 {
+			return p, fmt.Errorf("radv: prefix %v: SLAAC needs an IPv6 /64", x.Prefix)
+		}
+		x.Prefix = x.Prefix.Masked()
+		if x.Valid == 0 {
+			x.Valid = DefaultValidLifetime
+		}
+		if x.Preferred == 0 {
+			x.Preferred = DefaultPreferredLifetime
+		}
+		x.Preferred = min(x.Preferred, x.Valid)
+		if x.Valid < 0 {
+			return p, fmt.Errorf("radv: prefix %v: negative lifetime", x.Prefix)
+		}
+	}
+	for _, r := range p.Routes {
+		if !r.IsValid() || !r.Addr().Is6() || r.Addr().Is4In6() {
+			return p, fmt.Errorf("radv: route %v: not an IPv6 prefix", r)
+		}
+	}
+	for _, a := range p.DNS {
+		if !a.Is6() || a.Is4In6() {
+			return p, fmt.Errorf("radv: DNS server %v: RDNSS carries IPv6 addresses only", a)
+		}
+	}
+	if p.MTU == 0 {
+		p.MTU = DefaultMTU
+	}
+	if p.MTU < 1280 || p.MTU > 65535 {
+		return p, fmt.Errorf("radv: MTU %d outside 1280..65535", p.MTU)
+	}
+	return p, nil
+}
+
+// advertisement builds the RA for this moment. final is the last RA before
+// stopping: router lifetime 0, every prefix deprecated, DNS withdrawn.
+func (s *Server) advertisement(final bool) *ndp.RouterAdvertisement {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.params
+	ra := &ndp.RouterAdvertisement{CurrentHopLimit: s.cfg.HopLimit}
+	if p.Up && !final {
+		ra.RouterLifetime = s.cfg.RouterLifetime
+	}
+	for _, x := range p.Prefixes {
+		valid, pref := x.Valid, x.Preferred
+		if final {
+			valid, pref = min(valid, twoHours), 0
+		}
+		ra.Options = append(ra.Options, pio(x.Prefix, valid, pref))
+	}
+	// Deprecated prefixes in a stable order, so successive RAs compare equal.
+	old := make([]netip.Prefix, 0, len(s.deprecated))
+	for q, end := range s.deprecated {
+		if !now.Before(end) {
+			delete(s.deprecated, q)
+			continue
+		}
+		old = append(old, q)
+	}
+	slices.SortFunc(old, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	for _, q := range old {
+		ra.Options = append(ra.Options, pio(q, s.deprecated[q].Sub(now).Truncate(time.Second), 0))
+	}
+	for _, r := range p.Routes {
+		ra.Options = append(ra.Options, &ndp.RouteInformation{
+			PrefixLength:  uint8(r.Bits()),
+			Preference:    ndp.Medium,
+			RouteLifetime: ra.RouterLifetime,
+			Prefix:        r.Masked().Addr(),
+		})
+	}
+	dnsLife := s.cfg.DNSLifetime
+	if final {
+		dnsLife = 0
+	}
+	if len(p.DNS) > 0 {
+		ra.Options = append(ra.Options, &ndp.RecursiveDNSServer{Lifetime: dnsLife, Servers: slices.Clone(p.DNS)})
+	}
+	if len(p.Domains) > 0 {
+		ra.Options = append(ra.Options, &ndp.DNSSearchList{Lifetime: dnsLife, DomainNames: slices.Clone(p.Domains)})
+	}
+	ra.Options = append(ra.Options, ndp.NewMTU(uint32(p.MTU)))
+	if len(s.cfg.LinkAddr) > 0 {
+		ra.Options = append(ra.Options, &ndp.LinkLayerAddress{Direction: ndp.Source, Addr: slices.Clone(s.cfg.LinkAddr)})
+	}
+	return ra
+}
+
+func pio(p netip.Prefix, valid, pref time.Duration) *ndp.PrefixInformation {
+	return &ndp.PrefixInformation{
+		PrefixLength:                   uint8(p.Bits()),
+		OnLink:                         true,
+		AutonomousAddressConfiguration: true,
+		ValidLifetime:                  valid,
+		PreferredLifetime:              pref,
+		Prefix:                         p.Addr(),
+	}
+}

@@ -1,0 +1,173 @@
+package radv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/mdlayher/ndp"
+	"golang.org/x/net/ipv6"
+)
+
+// Conn is the part of *ndp.Conn a Server uses. ReadFrom must report the
+// hop limit in the control message (Listen turns that on); a message
+// without one is dropped, since its hop limit cannot be checked.
+type Conn interface {
+	ReadFrom() (ndp.Message, *ipv6.ControlMessage, netip.Addr, error)
+	WriteTo(m ndp.Message, cm *ipv6.ControlMessage, dst netip.Addr) error
+	// SetReadDeadline unblocks ReadFrom when Serve returns.
+	SetReadDeadline(t time.Time) error
+}
+
+// allNodes is where multicast RAs go.
+var allNodes = netip.MustParseAddr("ff02::1")
+
+// verdict is what an incoming message asks for.
+type verdict int
+
+const (
+	ignore     verdict = iota // not a valid RS
+	replyUni                  // RS from an address: answer it directly
+	replyMulti                // RS from ::: answer to all nodes, rate-limited
+)
+
+// classify checks a received message the way RFC 4861 §6.1.1 asks of a
+// router: an RS, hop limit 255 (so it was not forwarded), and no source
+// link-layer address option when the source is unspecified.
+func classify(m ndp.Message, cm *ipv6.ControlMessage, src netip.Addr) verdict {
+	rs, ok := m.(*ndp.RouterSolicitation)
+	if !ok || cm == nil || cm.HopLimit != ndp.HopLimit {
+		return ignore
+	}
+	if !src.IsValid() || !src.Unmap().Is6() || src.IsMulticast() {
+		return ignore
+	}
+	if src.IsUnspecified() {
+		for _, o := range rs.Options {
+			if lla, ok := o.(*ndp.LinkLayerAddress); ok && lla.Direction == ndp.Source {
+				return ignore
+			}
+		}
+		return replyMulti
+	}
+	return replyUni
+}
+
+// Serve advertises until ctx is done, then sends the final RA (router
+// lifetime 0, prefixes deprecated) and returns nil. It returns early with
+// an error only when reading from conn fails. Serve does not close conn.
+// Call it once per Server.
+func (s *Server) Serve(ctx context.Context, conn Conn) error {
+	send := func(dst netip.Addr, final bool) {
+		err := conn.WriteTo(s.advertisement(final), nil, dst)
+		s.count(func(st *Stats) {
+			switch {
+			case err != nil:
+				st.WriteErrors++
+			case dst == allNodes:
+				st.Multicast++
+			default:
+				st.Unicast++
+			}
+		})
+	}
+	// The reader answers unicast solicitations itself (no hand-over to the
+	// loop, which would cost a goroutine wake-up per reply) and passes
+	// those that need a multicast RA to the loop.
+	rsCh := make(chan struct{}, 1)
+	readErr := make(chan error, 1)
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		for {
+			m, cm, src, err := conn.ReadFrom()
+			if err != nil {
+				readErr <- err
+				return
+			}
+			switch classify(m, cm, src) {
+			case ignore:
+				s.count(func(st *Stats) { st.Dropped++ })
+			case replyUni:
+				s.count(func(st *Stats) { st.Wakeups++; st.Solicits++ })
+				send(src, false)
+			case replyMulti:
+				s.count(func(st *Stats) { st.Wakeups++; st.Solicits++ })
+				select {
+				case rsCh <- struct{}{}:
+				default: // one pending multicast reply answers them all
+				}
+			}
+		}
+	}()
+	defer func() {
+		_ = conn.SetReadDeadline(time.Unix(1, 0))
+		<-readDone
+	}()
+
+	sent := 0 // multicast RAs so far, for the quick initial ones
+	var lastMulti time.Time
+	// The first RA goes now and carries whatever Update set before Serve.
+	select {
+	case <-s.changed:
+	default:
+	}
+	// next is when the next multicast RA is due.
+	next := time.Now()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	reset := func(at time.Time) {
+		next = at
+		timer.Reset(time.Until(at))
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			send(allNodes, true)
+			return nil
+		case err := <-readErr:
+			if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
+				continue // our own unblocking; ctx.Done follows
+			}
+			return fmt.Errorf("radv: read: %w", err)
+		case <-timer.C:
+			s.count(func(st *Stats) { st.Wakeups++ })
+			send(allNodes, false)
+			lastMulti = time.Now()
+			sent++
+			reset(lastMulti.Add(s.interval(sent)))
+		case <-rsCh:
+			// RFC 4861 §6.2.6: no closer than MinDelay to the last one.
+			if at := lastMulti.Add(s.cfg.MinDelay); at.Before(next) {
+				reset(at)
+			}
+		case <-s.changed:
+			s.count(func(st *Stats) { st.Wakeups++ })
+			// New information restarts the quick initial sequence
+			// (RFC 4861 §6.2.4), still within the rate limit.
+			sent = 0
+			reset(lastMulti.Add(s.cfg.MinDelay))
+		}
+	}
+}
+
+// interval is the wait after the n-th multicast RA: random in [min, max],
+// capped for the first few.
+func (s *Server) interval(n int) time.Duration {
+	span := s.cfg.MaxInterval - s.cfg.MinInterval
+	var r time.Duration
+	if s.cfg.Rand != nil {
+		r = s.cfg.Rand(span)
+	} else if span > 0 {
+		r = rand.N(span + 1)
+	}
+	d := s.cfg.MinInterval + max(0, min(r, span))
+	if n < s.cfg.InitialCount {
+		d = min(d, s.cfg.InitialInterval)
+	}
+	return d
+}

@@ -1,0 +1,217 @@
+package radv
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/ndp"
+)
+
+// serve runs s on a fake conn until the test ends; stop cancels it and
+// returns Serve's result.
+func serve(t *testing.T, s *Server) (f *fakeConn, stop func() error) {
+	t.Helper()
+	f = newFakeConn()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, f) }()
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(5 * time.Second):
+			t.Fatal("Serve did not return within 5 s of cancel")
+			return nil
+		}
+	}
+	t.Cleanup(func() { _ = stop() })
+	return f, stop
+}
+
+func next(t *testing.T, f *fakeConn, within time.Duration) sent {
+	t.Helper()
+	select {
+	case s := <-f.out:
+		return s
+	case <-time.After(within):
+		t.Fatalf("no RA within %v", within)
+		return sent{}
+	}
+}
+
+func none(t *testing.T, f *fakeConn, within time.Duration) {
+	t.Helper()
+	select {
+	case s := <-f.out:
+		t.Fatalf("unexpected RA to %v: %+v", s.dst, s.ra)
+	case <-time.After(within):
+	}
+}
+
+func TestServeUnsolicitedSchedule(t *testing.T) {
+	s, err := New(Config{MinInterval: 300 * time.Millisecond, MaxInterval: 300 * time.Millisecond,
+		InitialInterval: 30 * time.Millisecond, MinDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(Params{Up: true, Prefixes: []Prefix{{Prefix: lan1}}}); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := serve(t, s)
+	start := time.Now()
+	var at []time.Duration
+	for range 5 {
+		r := next(t, f, 2*time.Second)
+		if r.dst != allNodes {
+			t.Fatalf("unsolicited RA to %v", r.dst)
+		}
+		at = append(at, r.at.Sub(start))
+	}
+	// The first goes at once (Update and start may each give one), then
+	// three quick ones, then the regular interval.
+	gaps := make([]time.Duration, 0, 4)
+	for i := 1; i < len(at); i++ {
+		gaps = append(gaps, at[i]-at[i-1])
+	}
+	t.Logf("RA times %v, gaps %v", at, gaps)
+	if at[0] > 100*time.Millisecond {
+		t.Errorf("first RA after %v, want at once", at[0])
+	}
+	if last := gaps[len(gaps)-1]; last < 250*time.Millisecond {
+		t.Errorf("after the initial ones the gap is %v, want the 300 ms interval", last)
+	}
+	quick := 0
+	for _, g := range gaps {
+		if g < 150*time.Millisecond {
+			quick++
+		}
+	}
+	if quick < 2 || quick > 3 {
+		t.Errorf("%d quick gaps in %v, want the initial RAs quick", quick, gaps)
+	}
+	if w := s.Stats().Wakeups; w < 5 {
+		t.Errorf("wake-ups %d, want at least one per RA", w)
+	}
+}
+
+func TestServeSolicitations(t *testing.T) {
+	s, err := New(Config{MinInterval: time.Hour, MaxInterval: time.Hour, InitialInterval: time.Hour,
+		MinDelay: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(Params{Up: true, Prefixes: []Prefix{{Prefix: lan1}}}); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := serve(t, s)
+	if r := next(t, f, time.Second); r.dst != allNodes {
+		t.Fatalf("first RA to %v", r.dst)
+	}
+	none(t, f, 50*time.Millisecond)
+
+	// A solicitor with an address gets its own RA at once.
+	f.solicit("fe80::2%lan", 255)
+	r := next(t, f, 100*time.Millisecond)
+	if r.dst != netip.MustParseAddr("fe80::2%lan") || r.ra.RouterLifetime == 0 {
+		t.Fatalf("reply to %v: %+v", r.dst, r.ra)
+	}
+
+	// Forwarded (hop limit not 255), unspecified source with a link-layer
+	// address, no control message: all ignored.
+	f.solicit("fe80::3", 64)
+	f.solicit("::", 255, &ndp.LinkLayerAddress{Direction: ndp.Source, Addr: mac})
+	f.in <- received{m: &ndp.RouterSolicitation{}, src: netip.MustParseAddr("fe80::4")}
+	f.in <- received{m: &ndp.NeighborSolicitation{TargetAddress: lan1.Addr()}, cm: nil, src: netip.MustParseAddr("fe80::5")}
+	none(t, f, 100*time.Millisecond)
+	if st := s.Stats(); st.Dropped != 4 || st.Unicast != 1 {
+		t.Fatalf("stats %+v, want 4 dropped, 1 unicast", st)
+	}
+
+	// From ::, the reply is multicast, and two in a row give one RA
+	// within the rate limit.
+	time.Sleep(300 * time.Millisecond) // past MinDelay since the first RA
+	f.solicit("::", 255)
+	r = next(t, f, 100*time.Millisecond)
+	if r.dst != allNodes {
+		t.Fatalf("reply to :: went to %v", r.dst)
+	}
+	f.solicit("::", 255)
+	f.solicit("::", 255)
+	none(t, f, 200*time.Millisecond)
+	if r = next(t, f, 300*time.Millisecond); r.dst != allNodes {
+		t.Fatalf("rate-limited reply to %v", r.dst)
+	}
+	none(t, f, 400*time.Millisecond)
+}
+
+func TestServeDownThenFinal(t *testing.T) {
+	s, err := New(Config{MinInterval: time.Hour, MaxInterval: time.Hour, MinDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := Params{Up: true, Prefixes: []Prefix{{Prefix: lan1}}, DNS: []netip.Addr{dns1}}
+	if err := s.Update(up); err != nil {
+		t.Fatal(err)
+	}
+	f, stop := serve(t, s)
+	if r := next(t, f, time.Second); r.ra.RouterLifetime != MaxRouterLifetime { // 3 × 1 h, clamped
+		t.Fatalf("up: router lifetime %v", r.ra.RouterLifetime)
+	}
+	down := up
+	down.Up = false
+	if err := s.Update(down); err != nil {
+		t.Fatal(err)
+	}
+	r := next(t, f, time.Second)
+	pi := r.ra.Options[0].(*ndp.PrefixInformation)
+	if r.ra.RouterLifetime != 0 || pi.PreferredLifetime == 0 {
+		t.Fatalf("down: router lifetime %v, preferred %v; want 0 and the prefix kept", r.ra.RouterLifetime, pi.PreferredLifetime)
+	}
+	// Drain anything the restarted initial sequence produced.
+	for len(f.out) > 0 {
+		<-f.out
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	var final sent
+	for len(f.out) > 0 {
+		final = <-f.out
+	}
+	if final.ra == nil || final.dst != allNodes {
+		t.Fatal("no final RA to all nodes")
+	}
+	pi = final.ra.Options[0].(*ndp.PrefixInformation)
+	rd := final.ra.Options[1].(*ndp.RecursiveDNSServer)
+	if final.ra.RouterLifetime != 0 || pi.PreferredLifetime != 0 || pi.ValidLifetime != 2*time.Hour || rd.Lifetime != 0 {
+		t.Fatalf("final RA %+v %+v %+v", final.ra, pi, rd)
+	}
+}
+
+func TestServeReadError(t *testing.T) {
+	s, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFakeConn()
+	f.readErr = errors.New("socket gone")
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background(), f) }()
+	select {
+	case err := <-done:
+		if err == nil || !errors.Is(err, f.readErr) {
+			t.Fatalf("Serve: %v, want the read error", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Serve kept running after a read error")
+	}
+}

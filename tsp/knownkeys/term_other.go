@@ -1,0 +1,9 @@
+//go:build !linux
+
+package knownkeys
+
+import "os"
+
+// isTerminal is false off Linux: gogoc only runs there, and never asking
+// is the safe answer.
+func isTerminal(*os.File) bool { return false }

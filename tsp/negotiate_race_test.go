@@ -1,0 +1,156 @@
+package tsp
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+// stalled is a transport whose broker never answers: every call blocks
+// until the context ends. It records whether it was closed.
+type stalled struct {
+	scripted
+	mu     sync.Mutex
+	closed bool
+}
+
+func (s *stalled) Exchange(ctx context.Context, _ []byte) ([]byte, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (s *stalled) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+func (s *stalled) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// slowAnswer answers every exchange, each after a pause longer than the
+// fallback delay: a broker that is slow but present over UDP.
+type slowAnswer struct {
+	*scripted
+	pause time.Duration
+}
+
+func (s slowAnswer) Exchange(ctx context.Context, msg []byte) ([]byte, error) {
+	select {
+	case <-time.After(s.pause):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.scripted.Exchange(ctx, msg)
+}
+
+// TestNegotiatorTCPRace: UDP silent → TCP starts after TCPFallbackDelay
+// (not after the ≈6 s RUDP give-up), wins, and the UDP attempt is closed.
+func TestNegotiatorTCPRace(t *testing.T) {
+	udp := &stalled{scripted: *newScripted(UDP)}
+	var mu sync.Mutex
+	var tcpAt time.Duration
+	start := time.Now()
+	dial := func(_ context.Context, _ string, network Network) (Transport, error) {
+		if network == UDP {
+			return udp, nil
+		}
+		mu.Lock()
+		tcpAt = time.Since(start)
+		mu.Unlock()
+		return newScripted(TCP, anonCap, "200 Success\r\n", offerReply(offerXML(V6V4, ""))), nil
+	}
+	n := &Negotiator{Dial: dial, Creds: Credentials{Method: AuthAnonymous}, Request: Request{Type: V6AnyV4},
+		TCPFallbackDelay: 100 * time.Millisecond}
+	res, err := n.Negotiate(context.Background(), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Session.T.Network() != TCP {
+		t.Fatalf("winner ran over %s, want tcp", res.Session.T.Network())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if tcpAt < 100*time.Millisecond || tcpAt > time.Second {
+		t.Fatalf("TCP dialled after %v, want just after the 100 ms fallback delay", tcpAt)
+	}
+	if !udp.isClosed() {
+		t.Fatal("the losing UDP attempt was not closed")
+	}
+	t.Logf("UDP silent: TCP started after %v and won", tcpAt.Round(time.Millisecond))
+}
+
+// TestNegotiatorNoRaceWhenUDPAnswers: a UDP broker that answered the
+// first exchange is slow, not absent: no TCP attempt is started beside it.
+func TestNegotiatorNoRaceWhenUDPAnswers(t *testing.T) {
+	tcpDials := 0
+	dial := func(_ context.Context, _ string, network Network) (Transport, error) {
+		if network == TCP {
+			tcpDials++
+			return newScripted(TCP), nil
+		}
+		return slowAnswer{newScripted(UDP, anonCap, "200 Success\r\n", offerReply(offerXML(V6UDPV4, ""))), 40 * time.Millisecond}, nil
+	}
+	n := &Negotiator{Dial: dial, Creds: Credentials{Method: AuthAnonymous}, Request: Request{Type: V6AnyV4},
+		TCPFallbackDelay: 50 * time.Millisecond}
+	res, err := n.Negotiate(context.Background(), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Session.T.Network() != UDP || tcpDials != 0 {
+		t.Fatalf("winner %s, TCP dials %d; want UDP and none", res.Session.T.Network(), tcpDials)
+	}
+	if _, ok := res.Session.T.(slowAnswer); !ok {
+		t.Fatalf("result transport is %T, want the dialled one (not a wrapper)", res.Session.T)
+	}
+}
+
+// TestNegotiatorV6UDPV4NeverRaces: v6udpv4 waits for UDP only.
+func TestNegotiatorV6UDPV4NeverRaces(t *testing.T) {
+	tcpDials := 0
+	dial := func(_ context.Context, _ string, network Network) (Transport, error) {
+		if network == TCP {
+			tcpDials++
+		}
+		return &stalled{scripted: *newScripted(network)}, nil
+	}
+	n := &Negotiator{Dial: dial, Creds: Credentials{Method: AuthAnonymous}, Request: Request{Type: V6UDPV4},
+		TCPFallbackDelay: 10 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := n.Negotiate(ctx, "b"); err == nil {
+		t.Fatal("negotiation with a silent broker succeeded")
+	}
+	if tcpDials != 0 {
+		t.Fatalf("v6udpv4 dialled TCP %d times", tcpDials)
+	}
+}
+
+// TestNegotiatorOrderBrokers: the hook reorders a redirect's list.
+func TestNegotiatorOrderBrokers(t *testing.T) {
+	d := &scriptedDialer{brokers: map[string]func(string) []string{
+		"b/udp": func(string) []string {
+			return []string{"1200 Redirect\r\n<tunnel action=\"info\"><broker><address type=\"dn\">far</address><address type=\"dn\">near</address></broker></tunnel>\r\n"}
+		},
+		"far/udp":  answering(V6UDPV4),
+		"near/udp": answering(V6UDPV4),
+	}}
+	var got []string
+	n := &Negotiator{Dial: d.dial, Creds: Credentials{Method: AuthAnonymous}, Request: Request{Type: V6UDPV4},
+		OrderBrokers: func(_ context.Context, s []string) []string {
+			got = append([]string(nil), s...)
+			return []string{"near", "far"}
+		}}
+	res, err := n.Negotiate(context.Background(), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != "far" || res.Server != "near" {
+		t.Fatalf("hook saw %q, used %q; want [far near] and near", got, res.Server)
+	}
+}

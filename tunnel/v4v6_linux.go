@@ -1,0 +1,491 @@
+package tunnel
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/jsklein/gogoc/tsp"
+)
+
+// v4v6 (spec §1.7) carries IPv4 packets inside IPv6 (RFC 2473 without an
+// encapsulation limit option, next header 4). In a v4v6 offer the families
+// swap: ClientV6/ServerV6 are the outer endpoints, ClientV4/ServerV4 the
+// inner tunnel addresses, and the keepalive address is IPv4.
+
+// protoIPIP6 is IPPROTO_IPIP as an IPv6 payload.
+const protoIPIP6 = "ip6:4"
+
+const ipv4HeaderLen = 20
+
+// checkV4V6Offer checks the addresses a v4v6 tunnel needs beyond the outer
+// IPv6 endpoints withDefaults already checked.
+func checkV4V6Offer(o tsp.Offer, keepalive bool) error {
+	if !o.ClientV4.Is4() {
+		return fmt.Errorf("v4v6 offer has no client IPv4 address (%v)", o.ClientV4)
+	}
+	if !o.ServerV4.Is4() {
+		return fmt.Errorf("v4v6 offer has no server IPv4 address (%v)", o.ServerV4)
+	}
+	if keepalive && !o.KeepaliveAddr.Is4() {
+		// spec §6: an interval without an address is a keepalive error.
+		return fmt.Errorf("v4v6 keepalive every %v but no IPv4 keepalive address in the offer", o.KeepaliveInterval)
+	}
+	return nil
+}
+
+// planV4V6 is planFor for v4v6: the inner IPv4 addresses on the device and
+// IPv4 routes through it (spec §1.7: TSP_TUNNEL_PREFIXLEN=32).
+func planV4V6(cfg Config) linkPlan {
+	o := cfg.Offer
+	p := linkPlan{
+		MTU:    cfg.MTU,
+		Addrs:  []netip.Prefix{netip.PrefixFrom(o.ClientV4, 32)},
+		Routes: []plannedRoute{{Dst: netip.PrefixFrom(o.ServerV4, 32)}},
+	}
+	if cfg.Keepalive.enabled() && o.KeepaliveAddr != o.ServerV4 && o.KeepaliveAddr != o.ClientV4 {
+		p.Routes = append(p.Routes, plannedRoute{Dst: netip.PrefixFrom(o.KeepaliveAddr, 32)})
+	}
+	if cfg.DefaultRoute {
+		p.Routes = append(p.Routes, plannedRoute{Dst: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Metric: cfg.RouteMetric})
+	}
+	return p
+}
+
+// ListenProto4 opens an unconnected raw IPv6 socket for protocol 4 in ns
+// (<= 0: the current one), bound to local if valid: the broker side of
+// v4v6, where one socket serves every client (see ForwarderV4V6).
+func ListenProto4(ns netns.NsHandle, local netip.Addr) (*net.IPConn, error) {
+	var c *net.IPConn
+	err := InNetNS(ns, func() error {
+		var err error
+		c, err = net.ListenIP(protoIPIP6, ipAddr(local))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("protocol-4 socket on %v: %w", local, err)
+	}
+	return c, nil
+}
+
+// dialProto4 opens the client's protocol-4 socket connected to the broker,
+// so the kernel only hands it packets from there. local (the address the
+// broker saw) is tried first, then whatever source the route picks.
+func dialProto4(ns netns.NsHandle, local, remote netip.Addr) (*net.IPConn, error) {
+	var c *net.IPConn
+	err := InNetNS(ns, func() error {
+		var err error
+		if local.IsValid() {
+			c, err = net.DialIP(protoIPIP6, ipAddr(local), ipAddr(remote))
+			if err == nil || !errors.Is(err, unix.EADDRNOTAVAIL) {
+				return err
+			}
+		}
+		c, err = net.DialIP(protoIPIP6, nil, ipAddr(remote))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("protocol-4 socket to %v: %w", remote, err)
+	}
+	return c, nil
+}
+
+// ipv4Packet returns p cut to the total length its IPv4 header announces,
+// or false if p is not a well-formed IPv4 packet.
+func ipv4Packet(p []byte) ([]byte, bool) {
+	if len(p) < ipv4HeaderLen || p[0]>>4 != 4 {
+		return nil, false
+	}
+	hl := int(p[0]&0x0f) * 4
+	tl := int(binary.BigEndian.Uint16(p[2:4]))
+	if hl < ipv4HeaderLen || tl < hl || tl > len(p) {
+		return nil, false
+	}
+	return p[:tl], true
+}
+
+// pump4 moves IPv4 packets between a TUN device and a raw IPv6 protocol-4
+// socket in batches. With a virtio-net device it segments the kernel's TCP
+// super-packets on the way out and merges received segments on the way in
+// (v4v6_offload.go); a raw socket has no GSO/GRO, so one datagram is one
+// packet on the socket side either way.
+type pump4 struct {
+	dev     *tunDevice
+	conn    *batchConn
+	cnt     *counters
+	log     *slog.Logger
+	closing *atomic.Bool
+	// peers routes by inner IPv4 among many clients (broker side); nil for
+	// a client on a connected socket.
+	peers *atomic.Pointer[peer4Table]
+	fail  func(error)
+
+	// device → socket
+	arena   []byte
+	maxPkt  int
+	pkts    [][]byte
+	seg     segmenter
+	txBytes uint64
+
+	// socket → device
+	co *coalescer4
+	// plain device: one write per packet
+	parts  [][]byte
+	ends   []int
+	counts []int // all 1
+}
+
+// pump4Messages is the socket batch with offloads: one 64 KiB
+// super-packet alone is about 50 datagrams.
+const pump4Messages = 256
+
+func newPump4(dev *tunDevice, c any, batch, mtu int) (*pump4, error) {
+	size := bufSizeFor(mtu)
+	msgs := batch
+	if dev.vnet {
+		msgs = max(batch, pump4Messages)
+	}
+	conn, err := newBatchConn(c, msgs, 2*msgs, size, false)
+	if err != nil {
+		return nil, err
+	}
+	p := &pump4{
+		dev:    dev,
+		conn:   conn,
+		arena:  make([]byte, batch*size),
+		maxPkt: size,
+		pkts:   make([][]byte, batch),
+		parts:  make([][]byte, 0, conn.maxRx),
+		ends:   make([]int, 0, conn.maxRx),
+		counts: make([]int, conn.maxRx),
+	}
+	for i := range p.counts {
+		p.counts[i] = 1
+	}
+	p.seg = segmenter{arena: make([]byte, segmentHeader), flush: p.flushTx}
+	dev.wiovs = make([]unix.Iovec, 0, conn.maxRx)
+	if dev.vnet {
+		p.arena, p.maxPkt = make([]byte, vnetArena), maxDevPacket
+		p.co = newCoalescer4(conn.maxRx)
+		dev.wiovs = make([]unix.Iovec, 0, 2*conn.maxRx)
+	}
+	return p, nil
+}
+
+func (p *pump4) start(wg *sync.WaitGroup) {
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			if err := p.devToNetOnce(); err != nil {
+				p.stop("device → socket", err)
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			if err := p.netToDevOnce(); err != nil {
+				if transientRecvErr(err) && !p.closing.Load() {
+					// A connected raw socket reports an earlier ICMPv6
+					// error (broker unreachable) on the next receive.
+					p.cnt.rxErrors.Add(1)
+					continue
+				}
+				p.stop("socket → device", err)
+				return
+			}
+		}
+	}()
+}
+
+// devToNetOnce sends what the device has queued, cut into MTU-sized
+// packets where the kernel handed over a super-packet.
+func (p *pump4) devToNetOnce() error {
+	n, err := p.dev.read(p.arena, p.maxPkt, p.pkts)
+	if err != nil {
+		return err
+	}
+	var table *peer4Table
+	if p.peers != nil {
+		table = p.peers.Load()
+	}
+	var dropped uint64
+	for _, pkt := range p.pkts[:n] {
+		var vh vnetHdr
+		if p.dev.vnet {
+			if len(pkt) < vnetHdrLen {
+				dropped++
+				continue
+			}
+			vh = decodeVnetHdr(pkt)
+			pkt = pkt[vnetHdrLen:]
+		}
+		pkt, ok := ipv4Packet(pkt)
+		if !ok {
+			dropped++ // only IPv4 goes into an IPv4 tunnel
+			continue
+		}
+		var to netip.AddrPort
+		if table != nil {
+			peer, ok := table.route(netip.AddrFrom4([4]byte(pkt[16:20])))
+			if !ok {
+				dropped++
+				continue
+			}
+			to = netip.AddrPortFrom(peer, 0)
+		}
+		if vh.gsoType != gsoNone {
+			_, b, err := p.seg.segment4(p.conn, vh, pkt, to)
+			p.txBytes += uint64(b)
+			if errors.Is(err, errBadOffload) {
+				dropped++
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if vh.flags&vnetNeedsCsum != 0 && !finishChecksum4(pkt, int(vh.csumStart), int(vh.csumOffset)) {
+			dropped++
+			continue
+		}
+		if !p.conn.room(1) {
+			if err := p.flushTx(); err != nil {
+				return err
+			}
+		}
+		p.conn.startMsg(to)
+		p.conn.appendPart(pkt)
+		p.conn.endMsg(0)
+		p.txBytes += uint64(len(pkt))
+	}
+	if dropped > 0 {
+		p.cnt.dropped.Add(dropped)
+	}
+	return p.flushTx()
+}
+
+// flushTx sends the queued datagrams and frees the segment headers.
+func (p *pump4) flushTx() error {
+	sent, failed, err := p.conn.send()
+	p.seg.reset()
+	p.cnt.txPackets.Add(uint64(sent))
+	p.cnt.txBytes.Add(p.txBytes)
+	p.txBytes = 0
+	if failed > 0 {
+		p.cnt.txErrors.Add(uint64(failed))
+	}
+	return err
+}
+
+// netToDevOnce writes the received IPv4 packets to the device; a raw IPv6
+// socket hands over the payload only, so each datagram is one packet.
+func (p *pump4) netToDevOnce() error {
+	n, err := p.conn.recv()
+	if err != nil {
+		return err
+	}
+	var table *peer4Table
+	if p.peers != nil {
+		table = p.peers.Load()
+	}
+	r := &p.conn.r
+	p.parts, p.ends = p.parts[:0], p.ends[:0]
+	var dropped, bytes uint64
+	for i := 0; i < n; i++ {
+		pkt, ok := ipv4Packet(r.msgs[i]) // nil when truncated
+		if !ok {
+			dropped++
+			continue
+		}
+		if table != nil && !table.accept(netip.AddrFrom4([4]byte(pkt[12:16])), r.from[i].Addr()) {
+			dropped++ // unknown peer, or a source it may not use
+			continue
+		}
+		if p.co != nil {
+			p.co.add(pkt)
+			continue
+		}
+		p.parts = append(p.parts, pkt)
+		p.ends = append(p.ends, len(p.parts))
+		bytes += uint64(len(pkt))
+	}
+	if dropped > 0 {
+		p.cnt.dropped.Add(dropped)
+	}
+	parts, ends, counts := p.parts, p.ends, p.counts[:len(p.parts)]
+	if p.co != nil {
+		p.co.finish()
+		parts, ends, counts, bytes = p.co.parts, p.co.ends, p.co.pkts, p.co.bytes
+	}
+	failed, err := p.dev.write(parts, ends, counts)
+	var pkts int
+	for _, c := range counts {
+		pkts += c
+	}
+	if p.co != nil {
+		p.co.reset()
+	}
+	p.cnt.rxPackets.Add(uint64(pkts - failed))
+	p.cnt.rxBytes.Add(bytes)
+	if failed > 0 {
+		p.cnt.rxErrors.Add(uint64(failed))
+	}
+	return err
+}
+
+func (p *pump4) stop(dir string, err error) {
+	if p.closing.Load() {
+		return
+	}
+	p.log.Error("tunnel pump stopped", "direction", dir, "err", err)
+	if p.fail != nil {
+		p.fail(fmt.Errorf("%s: %w", dir, err))
+	}
+}
+
+// userspaceV4V6 is the userspace v4v6 Tunnel: TUN ⇄ pump4 ⇄ raw IPv6
+// protocol-4 socket connected to the broker, plus the ICMPv4 prober.
+type userspaceV4V6 struct {
+	log    *slog.Logger
+	name   string
+	dev    *tunDevice
+	pump   *pump4
+	prober *prober
+	cancel context.CancelFunc
+	undo   undoStack
+
+	cnt     counters
+	events  chan Event
+	sink    eventSink
+	closing atomic.Bool
+	wg      sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// newUserspaceV4V6 builds the userspace v4v6 data plane. On error nothing
+// it added remains; ctx bounds only the set-up.
+func newUserspaceV4V6(ctx context.Context, cfg Config) (_ Tunnel, err error) {
+	cfg, err = cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("tunnel config: %w", err)
+	}
+	o := cfg.Offer
+	if o.Type != tsp.V4V6 {
+		return nil, fmt.Errorf("userspace v4v6 for a %s offer: %w", o.Type, ErrUnsupported)
+	}
+	u := &userspaceV4V6{
+		log:    cfg.Log.With("if", cfg.IfName, "mode", string(o.Type), "plane", "userspace"),
+		name:   cfg.IfName,
+		events: make(chan Event, 16),
+	}
+	u.sink = eventSink{ch: u.events, cnt: &u.cnt, now: cfg.Keepalive.Clock.Now}
+	defer func() {
+		if err != nil {
+			if uerr := u.undo.run(); uerr != nil {
+				err = fmt.Errorf("%w (rollback: %v)", err, uerr)
+			}
+		}
+	}()
+
+	h, owned, err := netlinkHandle(cfg.Netlink, cfg.NetNS)
+	if err != nil {
+		return nil, err
+	}
+	if owned {
+		u.undo.push("netlink handle", func() error { h.Close(); return nil })
+	}
+	if err := removeLeftover(h, cfg.IfName, u.log); err != nil {
+		return nil, err
+	}
+	if err := InNetNS(cfg.NetNS, func() error {
+		u.dev, err = openTUN(cfg.IfName, !cfg.DisableOffload)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if u.dev.vnet {
+		setTSO4(u.dev)
+	}
+	u.undo.push("device "+cfg.IfName, u.dev.Close)
+	if err := configureLink(h, u.dev.name, planV4V6(cfg), &u.undo); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("tunnel set-up: %w", err)
+	}
+	conn, err := dialProto4(cfg.NetNS, o.ClientV6, o.ServerV6)
+	if err != nil {
+		return nil, err
+	}
+	u.undo.push("protocol-4 socket", conn.Close)
+	setSocketBuffers(conn, socketBuffer, u.log)
+	if u.pump, err = newPump4(u.dev, conn, cfg.BatchSize, cfg.MTU); err != nil {
+		return nil, fmt.Errorf("tunnel socket: %w", err)
+	}
+	u.pump.cnt, u.pump.log, u.pump.closing = &u.cnt, u.log, &u.closing
+	u.pump.fail = func(err error) { u.sink.emit(Event{Kind: IOError, Err: err}) }
+
+	if cfg.Keepalive.enabled() {
+		ping := cfg.Keepalive.Conn
+		if ping == nil {
+			if ping, err = NewPingConn4(cfg.NetNS, u.dev.name, o.ClientV4, o.KeepaliveAddr); err != nil {
+				return nil, err
+			}
+		}
+		u.undo.push("keepalive socket", ping.Close)
+		u.prober = newProber(cfg.Keepalive, ping, u.sink.emit, u.log)
+	}
+
+	u.pump.start(&u.wg)
+	pctx, cancel := context.WithCancel(context.Background())
+	u.cancel = cancel
+	if u.prober != nil {
+		u.wg.Add(1)
+		go func() { defer u.wg.Done(); u.prober.run(pctx) }()
+	}
+	u.log.Info("tunnel up", "client", o.ClientV4, "server", o.ServerV4, "local", connLocalAddr(conn),
+		"remote", o.ServerV6, "mtu", cfg.MTU, "keepalive", cfg.Keepalive.Interval, "lifetime", o.Lifetime)
+	return u, nil
+}
+
+func (u *userspaceV4V6) Name() string         { return u.name }
+func (u *userspaceV4V6) Events() <-chan Event { return u.events }
+
+func (u *userspaceV4V6) Stats() Stats {
+	s := u.cnt.snapshot()
+	if u.prober != nil {
+		s.Keepalive = u.prober.stats()
+	}
+	return s
+}
+
+// Close stops the pumps and the prober and removes socket, routes,
+// address and device.
+func (u *userspaceV4V6) Close() error {
+	u.closeOnce.Do(func() {
+		u.closing.Store(true)
+		u.cancel()
+		u.closeErr = u.undo.run() // closing socket and device wakes the pumps
+		u.wg.Wait()
+		close(u.events)
+		u.log.Info("tunnel down")
+	})
+	return u.closeErr
+}
+
+func (u *userspaceV4V6) plane() string { return PlaneUserspace }
