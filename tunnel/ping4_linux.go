@@ -65,7 +65,7 @@ func openPing4Socket(ifName string, src, dst netip.Addr) (net.Conn, error) {
 	}
 	// ICMP_FILTER: a set bit drops that type; keep only echo replies, so
 	// the reader is not woken by every ICMP message on the device.
-	if err := unix.SetsockoptInt(fd, unix.SOL_RAW, unix.ICMP_FILTER, int(^int32(1 << icmpv4EchoReply))); err != nil {
+	if err := unix.SetsockoptInt(fd, unix.SOL_RAW, unix.ICMP_FILTER, int(^int32(1<<icmpv4EchoReply))); err != nil {
 		return nil, fmt.Errorf("keepalive socket: ICMP filter: %w", err)
 	}
 	if src.IsValid() {
