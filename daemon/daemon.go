@@ -254,7 +254,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 			continue
 		}
 		d.setUp(s)
-		reason = d.hold(ctx, s)
+		var fault bool
+		reason, fault = d.hold(ctx, s)
 		stayed := time.Since(s.upAt)
 		d.closeSession(s, ctx.Err() == nil)
 		if ctx.Err() != nil {
@@ -267,6 +268,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.status.Reconnects++
 		d.mu.Unlock()
 		d.transition(StateLost, reason)
+		if fault && !d.cfg.AutoRetryConnect {
+			// auto_retry_connect=no (spec §9): a tunnel that failed is
+			// not renegotiated at once but after a back-off, like a
+			// failed attempt. Requested reconnects stay immediate.
+			wait := d.backoff.Next()
+			d.transition(StateBackoff, fmt.Sprintf("auto_retry_connect off; next attempt in %v", wait.Round(time.Millisecond)))
+			reason = d.waitBackoff(ctx, wait)
+		}
 	}
 	return nil
 }
@@ -682,8 +691,10 @@ func (d *Daemon) refreshKeepalive(s *session) {
 	}
 }
 
-// hold watches an up tunnel and returns why it must go.
-func (d *Daemon) hold(ctx context.Context, s *session) string {
+// hold watches an up tunnel and returns why it must go; fault is true when
+// the tunnel itself failed (keepalive, broker, I/O) rather than being asked
+// to go.
+func (d *Daemon) hold(ctx context.Context, s *session) (reason string, fault bool) {
 	var expiry <-chan time.Time
 	if lt := s.offer.Lifetime; lt > 0 {
 		margin := min(lt/10, 5*time.Minute)
@@ -696,30 +707,30 @@ func (d *Daemon) hold(ctx context.Context, s *session) string {
 	for {
 		select {
 		case <-ctx.Done():
-			return "stopped"
+			return "stopped", false
 		case ev, ok := <-s.t.Events():
 			if !ok {
-				return "tunnel closed"
+				return "tunnel closed", true
 			}
 			switch ev.Kind {
 			case tunnel.KeepaliveLost, tunnel.BrokerControl, tunnel.IOError:
 				d.setError(errors.New(ev.String()))
-				return ev.String()
+				return ev.String(), true
 			default:
 				d.log.Info("tunnel event", "event", ev.String())
 				d.refreshKeepalive(s)
 				d.writeStatus()
 			}
 		case r := <-d.reconnect:
-			return "reconnect requested (" + r + ")"
+			return "reconnect requested (" + r + ")", false
 		case w := <-d.wan:
-			return "WAN change: " + w
+			return "WAN change: " + w, false
 		case c := <-d.reload:
 			if d.applyConfig(c) {
-				return "configuration changed"
+				return "configuration changed", false
 			}
 		case <-expiry:
-			return fmt.Sprintf("offer lifetime of %v ends soon", s.offer.Lifetime)
+			return fmt.Sprintf("offer lifetime of %v ends soon", s.offer.Lifetime), false
 		case <-refresh.C:
 			d.refreshKeepalive(s)
 			d.writeStatus()

@@ -348,3 +348,37 @@ func TestSupervisorTCPFallback(t *testing.T) {
 		t.Fatalf("transport %s after %v, want tcp just after %v", d.Status().Transport, el, c.TCPFallbackDelay)
 	}
 }
+
+// TestSupervisorAutoRetryOff: with auto_retry_connect=no a tunnel that
+// failed (keepalive loss) is renegotiated only after a back-off of at least
+// retry_delay, while a reconnect the operator asks for stays immediate.
+func TestSupervisorAutoRetryOff(t *testing.T) {
+	_, server := startBroker(t, testbroker.Config{}, "127.0.0.1:0")
+	plane := newFakePlane()
+	c := testConfig(server)
+	c.AutoRetryConnect = false
+	c.RetryDelay, c.RetryDelayMax = time.Second, time.Second
+	d, err := New(Options{Config: c, NewTunnel: plane.build, StatusFile: "-", MinAttemptInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDaemon(t, d)
+	ft := plane.next(t, 3*time.Second)
+	waitState(t, d, StateUp, time.Second)
+
+	start := time.Now()
+	ft.emit(tunnel.Event{Kind: tunnel.KeepaliveLost, Misses: 3})
+	waitState(t, d, StateBackoff, time.Second)
+	ft = plane.next(t, 3*time.Second)
+	if el := time.Since(start); el < time.Second {
+		t.Errorf("renegotiated %v after a keepalive loss, want the back-off of at least 1s first", el)
+	}
+	waitState(t, d, StateUp, time.Second)
+
+	start = time.Now()
+	d.Reconnect("test")
+	plane.next(t, 3*time.Second)
+	if el := time.Since(start); el > 500*time.Millisecond {
+		t.Errorf("requested reconnect took %v, want at once", el)
+	}
+}
