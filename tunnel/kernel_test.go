@@ -525,7 +525,9 @@ func TestKernelThroughput(t *testing.T) {
 		paired[r] = paths[1].runs[r] / max(paths[0].runs[r], 1)
 	}
 	slices.Sort(paired)
-	t.Logf("RATIO kernel-sit+fou/kernel-sit        %.2f (target ≥ 0.80; median of per-round ratios %.2f)", fou/sit, paired[rounds/2])
+	// The paired median is the headline: under emulation on a shared host
+	// one path's best round often lands in a quiet moment the other missed.
+	t.Logf("RATIO kernel-sit+fou/kernel-sit        %.2f (median of %d paired rounds; target ≥ 0.80; ratio of bests %.2f)", paired[rounds/2], rounds, fou/sit)
 	t.Logf("RATIO userspace-v6udpv4/kernel-sit     %.2f", user/sit)
 	t.Logf("RATIO userspace-v6udpv4/kernel-sit+fou %.2f", user/fou)
 }
