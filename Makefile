@@ -7,7 +7,7 @@ BIN     := bin
 # coordinator into a spurious "context deadline exceeded" (golang/go#75804).
 FUZZTIME ?= 20000x
 
-.PHONY: all build test test-unit fuzz-smoke lint demo bench clean test-vm test-cross cross size ipk
+.PHONY: all build test test-unit fuzz-smoke lint demo bench clean test-vm test-cross cross size ipk bench-router bench-daemon bench-v4v6
 
 all: build
 
@@ -39,6 +39,16 @@ demo: build
 
 bench:
 	scripts/bench-negotiate.sh
+
+# Figures that need root and namespaces (see README, Figures).
+bench-router: build
+	scripts/bench-router.sh
+
+bench-daemon: build
+	scripts/bench-daemon.sh
+
+bench-v4v6:
+	$(GO) test -run '^$$' -bench V4V6Throughput -benchtime 5x ./tunnel/
 
 # Kernel data planes (sit, sit+fou, ip6tnl) in Debian's 6.1 kernel under
 # qemu; ARCH=arm64|mipsle boots those architectures (on demand, not in CI).
