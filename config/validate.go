@@ -52,6 +52,12 @@ func crossCheck(c *Config, r reporter) {
 	if router && c.IfPrefix == "" && fine("if_prefix") {
 		r.report("if_prefix", "host_type", "missing: host_type router needs the LAN device for the prefix (e.g. br-lan)")
 	}
+	// Router mode advertises a delegated IPv6 prefix on the LAN; a v4v6
+	// tunnel carries IPv4 and has none to give.
+	if router && c.TunnelMode == TunnelV4V6 && fine("tunnel_mode") {
+		r.report("tunnel_mode", "host_type", "v4v6 cannot be used with host_type router: it delegates no IPv6 prefix "+
+			"(use v6anyv4, v6v4 or v6udpv4, or host_type host)")
+	}
 	if router && v6 && fine("prefixlen") {
 		if c.PrefixLen > 64 {
 			r.report("prefixlen", "host_type", fmt.Sprintf("%d leaves no /64 for the LAN; ask for 64 or shorter", c.PrefixLen))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jsklein/gogoc/config"
+	"github.com/jsklein/gogoc/router"
 	"github.com/jsklein/gogoc/tsp"
 	"github.com/jsklein/gogoc/tunnel"
 )
@@ -238,8 +239,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer stop()
 	}
 	defer d.stop()
-	d.writeStatus()
-	reason := "start"
+	reason := "start" // the first transition writes the status file
 	for ctx.Err() == nil {
 		d.transition(StateNegotiating, reason)
 		s, err := d.connect(ctx)
@@ -547,7 +547,7 @@ func (d *Daemon) establish(ctx context.Context, server string) (_ *session, err 
 	c := d.cfg
 	params := d.o.Params
 	if params == nil {
-		params = defaultParams
+		params = Params
 	}
 	req, creds := params(c)
 	dial := d.o.Dial
@@ -623,12 +623,14 @@ func (d *Daemon) establish(ctx context.Context, server string) (_ *session, err 
 		}
 	}
 	s.upAt = time.Now()
-	d.current = res.Server
-	if c.LastServer != "" {
+	// The file changes only with the broker: reconnects to the same one
+	// do not rewrite it.
+	if c.LastServer != "" && res.Server != d.current {
 		if err := writeLastServer(resolvePath(d.stateDir, c.LastServer), res.Server); err != nil {
 			d.log.Warn("last server file", "err", err)
 		}
 	}
+	d.current = res.Server
 	select { // the WAN watch follows the broker in use
 	case <-d.targets:
 	default:
@@ -662,7 +664,7 @@ func (d *Daemon) setUp(s *session) {
 	st.ClientIPv6, st.ServerIPv6 = str(o.ClientV6), str(o.ServerV6)
 	if o.Prefix.IsValid() {
 		st.Prefix = o.Prefix.String()
-		if lp := lanPrefix(o.Prefix, d.cfg.SubnetID); lp.IsValid() && d.cfg.HostType == config.HostTypeRouter {
+		if lp, err := router.LANPrefix(o.Prefix, d.cfg.SubnetID); err == nil && d.cfg.HostType == config.HostTypeRouter {
 			st.LANPrefix = lp.String()
 		}
 	}
@@ -675,20 +677,24 @@ func (d *Daemon) setUp(s *session) {
 	}
 }
 
-func (d *Daemon) refreshKeepalive(s *session) {
-	k := s.t.Stats().Keepalive
+// refreshKeepalive copies the keepalive figures into the status and
+// reports whether they changed (so an unchanged file is not rewritten).
+func (d *Daemon) refreshKeepalive(s *session) bool {
+	var next *Keepalive
+	if s.offer.KeepaliveInterval > 0 {
+		k := s.t.Stats().Keepalive
+		next = &Keepalive{
+			IntervalS: int(s.offer.KeepaliveInterval / time.Second),
+			RTTMs:     float64(k.SmoothedRTT.Microseconds()) / 1000,
+			Sent:      k.Sent,
+			Lost:      k.TimedOut,
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if s.offer.KeepaliveInterval <= 0 {
-		d.status.Keepalive = nil
-		return
-	}
-	d.status.Keepalive = &Keepalive{
-		IntervalS: int(s.offer.KeepaliveInterval / time.Second),
-		RTTMs:     float64(k.SmoothedRTT.Microseconds()) / 1000,
-		Sent:      k.Sent,
-		Lost:      k.TimedOut,
-	}
+	prev := d.status.Keepalive
+	d.status.Keepalive = next
+	return (prev == nil) != (next == nil) || (next != nil && *prev != *next)
 }
 
 // hold watches an up tunnel and returns why it must go; fault is true when
@@ -702,8 +708,14 @@ func (d *Daemon) hold(ctx context.Context, s *session) (reason string, fault boo
 		defer t.Stop()
 		expiry = t.C
 	}
-	refresh := time.NewTicker(statusRefresh)
-	defer refresh.Stop()
+	// Only the keepalive figures change while up: without keepalive
+	// nothing needs rewriting, and the daemon sleeps until an event.
+	var refresh <-chan time.Time
+	if s.offer.KeepaliveInterval > 0 {
+		t := time.NewTicker(statusRefresh)
+		defer t.Stop()
+		refresh = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -731,9 +743,10 @@ func (d *Daemon) hold(ctx context.Context, s *session) (reason string, fault boo
 			}
 		case <-expiry:
 			return fmt.Sprintf("offer lifetime of %v ends soon", s.offer.Lifetime), false
-		case <-refresh.C:
-			d.refreshKeepalive(s)
-			d.writeStatus()
+		case <-refresh:
+			if d.refreshKeepalive(s) {
+				d.writeStatus()
+			}
 		}
 	}
 }
@@ -752,8 +765,10 @@ func (d *Daemon) closeSession(s *session, lost bool) {
 	}
 }
 
-// defaultParams maps the configuration onto the request and credentials.
-func defaultParams(c *config.Config) (tsp.Request, tsp.Credentials) {
+// Params maps the configuration onto the request and credentials, without
+// a prompt for unknown server keys (a daemon has no terminal). It is the
+// default of Options.Params; the command adds its prompt on top.
+func Params(c *config.Config) (tsp.Request, tsp.Credentials) {
 	req := tsp.Request{
 		Type:              tsp.TunnelType(c.TunnelMode),
 		ClientV4:          c.ClientV4,
@@ -765,7 +780,7 @@ func defaultParams(c *config.Config) (tsp.Request, tsp.Credentials) {
 		PrefixLen:         c.PrefixLen,
 		DNSServers:        c.DNSServers,
 	}
-	creds := tsp.Credentials{Method: tsp.AuthMethod(c.AuthMethod), UserID: c.UserID, Password: c.Password,
+	creds := tsp.Credentials{Method: tsp.AuthMethod(c.AuthMethod), UserID: c.UserID, Password: c.Password, Server: c.Server,
 		KnownKeys: c.KnownKeys, KeyPolicy: tsp.KeyPolicy(c.ServerKeyPolicy)}
 	return req, creds
 }

@@ -369,7 +369,7 @@ func TestSupervisorAutoRetryOff(t *testing.T) {
 	start := time.Now()
 	ft.emit(tunnel.Event{Kind: tunnel.KeepaliveLost, Misses: 3})
 	waitState(t, d, StateBackoff, time.Second)
-	ft = plane.next(t, 3*time.Second)
+	plane.next(t, 3*time.Second)
 	if el := time.Since(start); el < time.Second {
 		t.Errorf("renegotiated %v after a keepalive loss, want the back-off of at least 1s first", el)
 	}

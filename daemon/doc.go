@@ -7,7 +7,8 @@
 // after a failed attempt and stopped at the end. Every transition is logged
 // and counted. A lost tunnel (keepalive loss, a broker 310, a WAN change, a
 // reconnect request, the offer lifetime running out) is renegotiated at
-// once; failed attempts wait a back-off with full jitter between
+// once, except that with auto_retry_connect no a tunnel that failed by
+// itself waits a back-off first; failed attempts wait a back-off with full jitter between
 // retry_delay and a bound that doubles up to retry_delay_max, reset after a
 // tunnel that stayed up. No broker is asked more than once per second.
 //

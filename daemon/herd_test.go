@@ -37,6 +37,11 @@ func TestDaemonHerd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("500 clients; skipped with -short")
 	}
+	if raceEnabled {
+		// Its figures are wall-clock timings; the same paths run under
+		// the race detector in the other supervisor tests.
+		t.Skip("timing of 500 clients is meaningless under -race (several times slower)")
+	}
 	const n = 500
 	const retry = time.Second
 	cfg := testbroker.Config{Limits: testbroker.Limits{MaxPerSource: 4 * n, MaxSessions: 4 * n}}
@@ -77,6 +82,15 @@ func TestDaemonHerd(t *testing.T) {
 		cl.last.emit(tunnel.Event{Kind: tunnel.BrokerControl, Code: 310, Text: "310 TSP status error"})
 	}
 	time.Sleep(300 * time.Millisecond)
+	// On a loaded machine (-race, other jobs) some of the 500 clients take
+	// longer to fail their first attempt: the broker stays away until all
+	// have, or the first attempt of a late one would succeed.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, cl := range clients {
+		for cl.d.Status().State != StateBackoff && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	startBroker(t, cfg, server) // back on the same address
 	back := time.Since(t0)
 	for _, cl := range clients {
@@ -168,7 +182,9 @@ func TestDaemonReconnectCycles(t *testing.T) {
 	if g1 > g0+2 {
 		t.Errorf("goroutines grew from %d to %d", g0, g1)
 	}
-	if r1 > r0+1024 { // ≈ 1 KiB per cycle would show
+	// The race detector's shadow memory and goroutine histories grow on
+	// their own: the RSS figure only means something without it.
+	if r1 > r0+1024 && !raceEnabled { // ≈ 1 KiB per cycle would show
 		t.Errorf("RSS grew by %d KiB", r1-r0)
 	}
 	if got := d.Status().Reconnects; got < 1100 {

@@ -3,8 +3,6 @@ package daemon
 import (
 	"encoding/json"
 	"fmt"
-	"math/big"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -107,23 +105,4 @@ func writeAtomic(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
-}
-
-// lanPrefix is the subnet-th /64 of a delegated prefix (router mode); the
-// zero Prefix when the delegation is not shorter than /65 or subnet does
-// not fit.
-func lanPrefix(p netip.Prefix, subnet uint64) netip.Prefix {
-	if !p.IsValid() || !p.Addr().Is6() || p.Bits() > 64 {
-		return netip.Prefix{}
-	}
-	free := 64 - p.Bits()
-	if free < 64 && subnet >= 1<<free {
-		return netip.Prefix{}
-	}
-	a := p.Masked().Addr().As16()
-	n := new(big.Int).SetBytes(a[:])
-	n.Add(n, new(big.Int).Lsh(new(big.Int).SetUint64(subnet), 64))
-	var out [16]byte
-	n.FillBytes(out[:])
-	return netip.PrefixFrom(netip.AddrFrom16(out), 64)
 }

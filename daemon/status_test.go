@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"encoding/json"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,24 +59,5 @@ func TestWriteStatusAtomic(t *testing.T) {
 	ents, _ := os.ReadDir(filepath.Dir(path))
 	if len(ents) != 1 {
 		t.Errorf("temporary files left: %v", ents)
-	}
-}
-
-func TestLANPrefix(t *testing.T) {
-	for _, tt := range []struct {
-		p      string
-		subnet uint64
-		want   string
-	}{
-		{"2001:db8:1200::/56", 0, "2001:db8:1200::/64"},
-		{"2001:db8:1200::/56", 1, "2001:db8:1200:1::/64"},
-		{"2001:db8:1200::/56", 255, "2001:db8:1200:ff::/64"},
-		{"2001:db8:1200::/56", 256, "invalid Prefix"},
-		{"2001:db8:1200::/64", 0, "2001:db8:1200::/64"},
-		{"2001:db8::/48", 0x1234, "2001:db8:0:1234::/64"},
-	} {
-		if got := lanPrefix(netip.MustParsePrefix(tt.p), tt.subnet).String(); got != tt.want {
-			t.Errorf("lanPrefix(%s, %d) = %s, want %s", tt.p, tt.subnet, got, tt.want)
-		}
 	}
 }

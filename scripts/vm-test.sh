@@ -6,9 +6,13 @@
 #
 # Environment:
 #   ARCH            guest architecture (amd64; arm64 and mipsle on demand)
-#   VM_PKGS         Go packages whose tests run in the guest (./tunnel)
+#   VM_PKGS         Go packages whose tests run in the guest (./tunnel
+#                   ./cmd/gogoc); the guest also gets gogoc itself, built
+#                   as `make build` does, for TestKernelDaemonIdle
 #   VM_RUN          -test.run pattern (^(TestKernel|TestDataPlane))
 #   VM_BENCH        1 (default): run the throughput comparison; 0: skip it
+#   VM_IDLE         1: also count the idle daemon's wake-ups over a whole
+#                   30 s keepalive period (adds ~35 s; off by default)
 #   VM_BENCH_SECS   seconds per measured path (2), split into
 #   VM_BENCH_ROUNDS rounds (4) taken in turns; each path keeps its best
 #   VM_BREAK        a deliberate fault: "fouport" makes the test broker
@@ -23,9 +27,10 @@
 set -euo pipefail
 
 ARCH=${1:-${ARCH:-amd64}}
-VM_PKGS=${VM_PKGS:-./tunnel}
+VM_PKGS=${VM_PKGS:-./tunnel ./cmd/gogoc}
 VM_RUN=${VM_RUN:-^(TestKernel|TestDataPlane)}
 VM_BENCH=${VM_BENCH:-1}
+VM_IDLE=${VM_IDLE:-0}
 VM_BENCH_SECS=${VM_BENCH_SECS:-2}
 VM_BENCH_ROUNDS=${VM_BENCH_ROUNDS:-4}
 VM_BREAK=${VM_BREAK:-}
@@ -193,6 +198,10 @@ for p in $VM_PKGS; do
 	(cd "$ROOT" && env CGO_ENABLED=0 GOOS=linux "${goenv[@]}" go test -c -o "$ir/tests/$name.test" "$p") ||
 		die "building the tests of $p failed"
 done
+# The daemon measured as a process of its own (its RSS is its own).
+mkdir -p "$ir/usr/sbin"
+(cd "$ROOT" && env CGO_ENABLED=0 GOOS=linux "${goenv[@]}" go build -trimpath -ldflags '-s -w' -o "$ir/usr/sbin/gogoc" ./cmd/gogoc) ||
+	die "building gogoc failed"
 log "test binaries built in $(elapsed "$t_build") s"
 
 bench=0
@@ -200,9 +209,11 @@ bench=0
 {
 	printf 'GOGOC_VM_RUN=%q\n' "$VM_RUN"
 	printf 'GOGOC_VM_BENCH=%q\n' "$bench"
+	printf 'GOGOC_VM_IDLE=%q\n' "$VM_IDLE"
 	printf 'GOGOC_VM_BENCH_SECONDS=%q\n' "$VM_BENCH_SECS"
 	printf 'GOGOC_VM_BENCH_ROUNDS=%q\n' "$VM_BENCH_ROUNDS"
 	printf 'GOGOC_VM_BREAK=%q\n' "$VM_BREAK"
+	printf 'GOGOC_VM_GOGOC=%q\n' /usr/sbin/gogoc
 } >"$ir/vm.env"
 (cd "$ir" && find . | /bin/busybox cpio -o -H newc -R 0:0 2>/dev/null) | gzip -1 >"$work/initramfs.gz"
 
@@ -233,7 +244,7 @@ awk '
 		res = $2; sub(":", "", res); name = $3
 		printf "%-4s %s %s %s\n", res, bin, name, $4
 	}' "$out" | tee "$work/results"
-grep -E 'THROUGHPUT|RATIO' "$out" | sed -E 's/^ *[a-z0-9_]+\.go:[0-9]+: //' || true
+grep -E 'THROUGHPUT|RATIO|FIGURE' "$out" | sed -E 's/^ *[a-z0-9_]+\.go:[0-9]+: //' || true
 if ! grep -q '^@@GOGOC-VM-DONE' "$out"; then
 	log "the guest did not finish (qemu exit $qrc); last console lines:"
 	tail -n 40 "$out" >&2

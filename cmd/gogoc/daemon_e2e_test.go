@@ -140,45 +140,14 @@ func gdmConf(t *testing.T, dir, server, mode string, extra ...string) (conf, sta
 
 func startGDMClient(t *testing.T, ns, dir, gogoc, conf, status string) *gdmClient {
 	t.Helper()
-	c := &gdmClient{ups: make(chan time.Time, 16), lines: make(chan string, 16), exited: make(chan error, 1), status: status}
-	c.cmd = exec.Command("ip", "netns", "exec", ns, gogoc, "run", "-f", conf)
-	stdout, err := c.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lf, err := os.CreateTemp(dir, "gogoc-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.cmd.Stderr = lf
-	c.log = lf.Name()
-	c.start = time.Now()
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("start gogoc: %v", err)
-	}
-	go func() { c.exited <- c.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = c.cmd.Process.Kill()
-		if t.Failed() {
-			raw, _ := os.ReadFile(lf.Name())
-			if len(raw) > 20000 {
-				raw = raw[len(raw)-20000:]
-			}
-			t.Logf("gogoc log (tail):\n%s", raw)
+	c := &gdmClient{ups: make(chan time.Time, 16), lines: make(chan string, 16), status: status, start: time.Now()}
+	c.cmd, c.exited, c.log = startGogocProc(t, ns, dir, gogoc, func(line string) {
+		c.ups <- time.Now()
+		select {
+		case c.lines <- line:
+		default:
 		}
-	})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "tunnel up:") {
-				c.ups <- time.Now()
-				select {
-				case c.lines <- sc.Text():
-				default:
-				}
-			}
-		}
-	}()
+	}, "run", "-f", conf)
 	return c
 }
 
@@ -211,14 +180,7 @@ func (c *gdmClient) stop(t *testing.T) time.Duration {
 	t.Helper()
 	start := time.Now()
 	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-c.exited:
-		if err != nil {
-			t.Fatalf("gogoc after SIGTERM: %v", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("gogoc still running 2 s after SIGTERM")
-	}
+	waitExit(t, c.exited, 2*time.Second, "SIGTERM")
 	return time.Since(start)
 }
 

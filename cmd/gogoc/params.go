@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jsklein/gogoc/config"
+	"github.com/jsklein/gogoc/daemon"
 	"github.com/jsklein/gogoc/internal/secret"
 	"github.com/jsklein/gogoc/tsp"
 )
@@ -22,6 +23,9 @@ type brokerFlags struct {
 	clientV4                           *string
 	router                             *bool
 	prefixLen, keepalive               *int
+	// needLAN: the command builds the LAN side (run), so -router without
+	// if_prefix must be refused rather than pointed at "lo".
+	needLAN bool
 }
 
 func addBrokerFlags(fs *flag.FlagSet) *brokerFlags {
@@ -86,7 +90,7 @@ func (b *brokerFlags) config(fs *flag.FlagSet, cmd string, stderr io.Writer) (*c
 			c.HostType = config.HostTypeHost
 			if *b.router {
 				c.HostType = config.HostTypeRouter
-				if c.IfPrefix == "" {
+				if c.IfPrefix == "" && !b.needLAN {
 					c.IfPrefix = "lo" // negotiation only needs it to be set
 				}
 			}
@@ -120,20 +124,10 @@ func (b *brokerFlags) config(fs *flag.FlagSet, cmd string, stderr io.Writer) (*c
 	return c, len(errs) == 0
 }
 
-// tspParams maps the configuration onto what the protocol layer needs.
+// tspParams maps the configuration onto what the protocol layer needs:
+// the daemon's mapping, with a terminal prompt for an unknown server key.
 func tspParams(c *config.Config) (tsp.Request, tsp.Credentials) {
-	req := tsp.Request{
-		Type:              tsp.TunnelType(c.TunnelMode),
-		ClientV4:          c.ClientV4,
-		ClientV6:          c.ClientV6,
-		Proxy:             c.ProxyClient,
-		Keepalive:         c.Keepalive,
-		KeepaliveInterval: int(c.KeepaliveInterval / time.Second),
-		Router:            c.HostType == config.HostTypeRouter,
-		PrefixLen:         c.PrefixLen,
-		DNSServers:        c.DNSServers,
-	}
-	creds := tsp.Credentials{Method: tsp.AuthMethod(c.AuthMethod), UserID: c.UserID, Password: c.Password, Server: c.Server,
-		KnownKeys: c.KnownKeys, KeyPolicy: tsp.KeyPolicy(c.ServerKeyPolicy), KeyPrompt: tsp.TerminalKeyPrompt()}
+	req, creds := daemon.Params(c)
+	creds.KeyPrompt = tsp.TerminalKeyPrompt()
 	return req, creds
 }

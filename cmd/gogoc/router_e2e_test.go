@@ -133,36 +133,8 @@ func (l *routerLab) startGogoc(t *testing.T, extra ...string) *clientProc {
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &clientProc{ns: l.rtNS, ups: make(chan string, 4), exited: make(chan error, 1)}
-	c.cmd = exec.Command("ip", "netns", "exec", l.rtNS, l.gogoc, "run", "-f", conf)
-	stdout, err := c.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	lf, err := os.Create(filepath.Join(l.dir, "gogoc.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.cmd.Stderr = lf
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("start gogoc: %v", err)
-	}
-	go func() { c.exited <- c.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = c.cmd.Process.Kill()
-		if t.Failed() || testing.Verbose() {
-			raw, _ := os.ReadFile(lf.Name())
-			t.Logf("gogoc log:\n%s", raw)
-		}
-	})
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "tunnel up:") {
-				c.ups <- sc.Text()
-			}
-		}
-	}()
+	c := &clientProc{ns: l.rtNS, ups: make(chan string, 4)}
+	c.cmd, c.exited, _ = startGogocProc(t, l.rtNS, l.dir, l.gogoc, func(line string) { c.ups <- line }, "run", "-f", conf)
 	return c
 }
 
@@ -324,14 +296,7 @@ func TestRouterNamespaceE2E(t *testing.T) {
 		t.Fatalf("%v after SIGTERM: default route %q, addresses %+v", took, l.defaultRoute(t), addrs(t, l.lanNS, l.lanHost))
 	}
 	t.Logf("default route gone and prefix deprecated %v after SIGTERM", time.Since(stopAt).Round(time.Millisecond))
-	select {
-	case err := <-c.exited:
-		if err != nil {
-			t.Fatalf("gogoc after SIGTERM: %v", err)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("gogoc still running 3 s after SIGTERM")
-	}
+	waitExit(t, c.exited, 3*time.Second, "SIGTERM")
 	for _, a := range addrs(t, l.rtNS, l.lanRouter) {
 		if a.Scope == "global" {
 			t.Errorf("router keeps LAN address %s after exit", a.Local)
@@ -380,14 +345,7 @@ func TestRouterRANoneE2E(t *testing.T) {
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-c.exited:
-		if err != nil {
-			t.Fatalf("gogoc after SIGTERM: %v", err)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("gogoc still running 3 s after SIGTERM")
-	}
+	waitExit(t, c.exited, 3*time.Second, "SIGTERM")
 	if _, ok := inPrefix(t, l.rtNS, l.lanRouter, firstLAN); ok {
 		t.Fatal("router keeps its LAN address after exit")
 	}

@@ -25,6 +25,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("gogoc run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	bf := addBrokerFlags(fs)
+	bf.needLAN = true
 	verbose := fs.Bool("v", false, "debug logging to stderr (log_stderr 3)")
 	statusFile := fs.String("status-file", "", "status JSON `file` (default: status_file, "+config.DefaultStatusFile+")")
 	if code, done := parseFlags(fs, args); done {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jsklein/gogoc/config"
 )
 
 func TestRunFlagErrors(t *testing.T) {
@@ -20,6 +23,13 @@ func TestRunFlagErrors(t *testing.T) {
 	}
 	if code := cmdRun([]string{"extra"}, &out, &errb); code != 2 {
 		t.Fatalf("stray argument: exit %d, want 2", code)
+	}
+	// -router alone names no LAN device: run refuses, naming the key,
+	// instead of sending advertisements on "lo" and failing on every tunnel.
+	errb.Reset()
+	if code := cmdRun([]string{"-server", "192.0.2.1", "-auth", "anonymous", "-router"}, &out, &errb); code != 2 ||
+		!strings.Contains(errb.String(), "if_prefix: missing: host_type router needs the LAN device") {
+		t.Fatalf("-router without if_prefix: exit %d, stderr %q", code, errb.String())
 	}
 	// The shipped OpenWrt default is disabled: run refuses before any traffic.
 	errb.Reset()
@@ -146,10 +156,21 @@ func startClient(t *testing.T, ns, dir, gogoc string, args ...string) *clientPro
 	t.Helper()
 	// Each client writes its status file into the test's directory, not
 	// the system's /var/run/gogoc.
-	args = append([]string{"netns", "exec", ns, gogoc, "run", "-server", "192.0.2.1", "-auth", "anonymous", "-keepalive", "5",
+	args = append([]string{"run", "-server", "192.0.2.1", "-auth", "anonymous", "-keepalive", "5",
 		"-status-file", filepath.Join(dir, "status-"+ns+".json")}, args...)
-	c := &clientProc{cmd: exec.Command("ip", args...), ns: ns, ups: make(chan string, 4), exited: make(chan error, 1)}
-	stdout, err := c.cmd.StdoutPipe()
+	c := &clientProc{ns: ns, ups: make(chan string, 4)}
+	c.cmd, c.exited, _ = startGogocProc(t, ns, dir, gogoc, func(line string) { c.ups <- line }, args...)
+	return c
+}
+
+// startGogocProc runs `ip netns exec ns gogoc args...` with its stderr in a
+// log file in dir, and hands each "tunnel up:" line of its stdout to onUp.
+// At the end of the test the process is killed and, when the test failed
+// or runs with -v, the tail of its log is shown.
+func startGogocProc(t *testing.T, ns, dir, gogoc string, onUp func(line string), args ...string) (cmd *exec.Cmd, exited chan error, logPath string) {
+	t.Helper()
+	cmd = exec.Command("ip", append([]string{"netns", "exec", ns, gogoc}, args...)...)
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,27 +178,45 @@ func startClient(t *testing.T, ns, dir, gogoc string, args ...string) *clientPro
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.cmd.Stderr = lf
-	if err := c.cmd.Start(); err != nil {
+	defer lf.Close() // the child has its own descriptor
+	cmd.Stderr = lf
+	if err := cmd.Start(); err != nil {
 		t.Fatalf("start gogoc: %v", err)
 	}
-	go func() { c.exited <- c.cmd.Wait() }()
+	exited = make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = c.cmd.Process.Kill()
+		_ = cmd.Process.Kill()
 		if t.Failed() || testing.Verbose() {
 			raw, _ := os.ReadFile(lf.Name())
-			t.Logf("gogoc %s log:\n%s", strings.Join(args[4:], " "), raw)
+			if len(raw) > 20000 {
+				raw = raw[len(raw)-20000:]
+			}
+			t.Logf("gogoc %s log (tail):\n%s", strings.Join(args, " "), raw)
 		}
 	})
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if strings.HasPrefix(sc.Text(), "tunnel up:") {
-				c.ups <- sc.Text()
+				onUp(sc.Text())
 			}
 		}
 	}()
-	return c
+	return cmd, exited, lf.Name()
+}
+
+// waitExit wants the process to exit with status 0 within d of a signal.
+func waitExit(t *testing.T, exited <-chan error, d time.Duration, signal string) {
+	t.Helper()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("gogoc after %s: %v", signal, err)
+		}
+	case <-time.After(d):
+		t.Fatalf("gogoc still running %v after %s", d, signal)
+	}
 }
 
 // waitUp waits for a "tunnel up" line that contains want.
@@ -208,16 +247,30 @@ func (c *clientProc) stop(t *testing.T, ifName string) {
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-c.exited:
-		if err != nil {
-			t.Fatalf("gogoc after SIGTERM: %v", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("gogoc still running 2 s after SIGTERM")
-	}
+	waitExit(t, c.exited, 2*time.Second, "SIGTERM")
 	t.Logf("stopped in %v", time.Since(start).Round(time.Millisecond))
 	if err := exec.Command("ip", "-n", c.ns, "link", "show", "dev", ifName).Run(); err == nil {
 		t.Fatalf("tunnel device %s still exists after SIGTERM", ifName)
+	}
+}
+
+// TestRouterFlagWithoutLAN: negotiate only asks for a prefix, so -router
+// alone is fine there; run would have to advertise it, so it refuses.
+func TestRouterFlagWithoutLAN(t *testing.T) {
+	for _, needLAN := range []bool{false, true} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		bf := addBrokerFlags(fs)
+		bf.needLAN = needLAN
+		if err := fs.Parse([]string{"-server", "192.0.2.1", "-auth", "anonymous", "-router"}); err != nil {
+			t.Fatal(err)
+		}
+		var errb strings.Builder
+		c, ok := bf.config(fs, "t", &errb)
+		if ok == needLAN {
+			t.Errorf("needLAN %v: accepted %v (stderr %q)", needLAN, ok, errb.String())
+		}
+		if !needLAN && (c.HostType != config.HostTypeRouter || c.IfPrefix == "") {
+			t.Errorf("negotiate: host_type %s, if_prefix %q; want router with some device", c.HostType, c.IfPrefix)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -113,8 +114,14 @@ func (c *core) configure(o Options) error {
 	}
 	c.o = o
 	for _, s := range o.Secrets {
-		if s != "" {
-			c.secrets = append(c.secrets, s)
+		if s == "" {
+			continue
+		}
+		c.secrets = append(c.secrets, s)
+		// An attribute value with a quote, a backslash or a space is
+		// quoted by the text handler: mask that spelling too.
+		if q := strconv.Quote(s); q[1:len(q)-1] != s {
+			c.secrets = append(c.secrets, q[1:len(q)-1])
 		}
 	}
 	if o.SyslogLevel > 0 {

@@ -2,9 +2,11 @@ package logx
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,6 +43,22 @@ func TestSecretsMasked(t *testing.T) {
 	l.Debug("sent hunter2 to the broker", "blob", "xhunter2x")
 	if strings.Contains(errw.String(), "hunter2") || !strings.Contains(errw.String(), "********") {
 		t.Fatalf("secret not masked: %s", errw.String())
+	}
+}
+
+// TestQuotedSecretMasked: the text handler escapes a value with quotes
+// or backslashes; the escaped spelling must be masked as well.
+func TestQuotedSecretMasked(t *testing.T) {
+	var errw bytes.Buffer
+	const pw = `pa"ss\wd`
+	l, err := New(Options{Stderr: &errw, StderrLevel: 3, Secrets: []string{pw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Info("auth", "err", errors.New("bad password "+pw))
+	out := errw.String()
+	if q := strconv.Quote(pw); strings.Contains(out, pw) || strings.Contains(out, q[1:len(q)-1]) || !strings.Contains(out, `err="bad password ********"`) {
+		t.Fatalf("quoted secret not masked: %s", out)
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 const (
 	EnvVM    = "GOGOC_VM"       // "1" inside the VM
 	EnvBench = "GOGOC_VM_BENCH" // "1": run the throughput comparison
+	EnvIdle  = "GOGOC_VM_IDLE"  // "1": count the idle daemon's wake-ups over a whole keepalive period
 	EnvBreak = "GOGOC_VM_BREAK" // a deliberate fault to show it is caught
 )
 
@@ -275,12 +276,12 @@ func (ns *NS) Dial(network, addr string) (net.Conn, error) {
 }
 
 // Transfer sends size random bytes over TCP from one namespace to a
-// listener on addr in the other, fails t unless they arrive intact (same
+// listener on addr (IPv6 or IPv4) in the other, fails t unless they arrive intact (same
 // length and SHA-256), and returns the goodput in bit/s.
 func Transfer(t testing.TB, from, to *NS, addr netip.Addr, size int) float64 {
 	t.Helper()
 	hostPort := netip.AddrPortFrom(addr, 5001).String()
-	ln := to.Listen(t, "tcp6", hostPort)
+	ln := to.Listen(t, "tcp", hostPort) // IPv6, or IPv4 (v4v6), by addr
 	data := make([]byte, size)
 	_, _ = rand.Read(data)
 	want := sha256.Sum256(data)
@@ -308,7 +309,7 @@ func Transfer(t testing.TB, from, to *NS, addr netip.Addr, size int) float64 {
 	}()
 
 	start := time.Now()
-	c, err := from.Dial("tcp6", hostPort)
+	c, err := from.Dial("tcp", hostPort)
 	if err != nil {
 		ln.Close()
 		t.Fatalf("dial %s from %s: %v", hostPort, from.Name, err)
@@ -352,7 +353,7 @@ func Stream(t testing.TB, from, to *NS, addr netip.Addr, d time.Duration) float6
 		n, _ := io.Copy(io.Discard, c)
 		got <- n
 	}()
-	c, err := from.Dial("tcp6", hostPort)
+	c, err := from.Dial("tcp", hostPort)
 	if err != nil {
 		ln.Close()
 		t.Fatalf("dial %s from %s: %v", hostPort, from.Name, err)

@@ -380,6 +380,12 @@ return view.extend({
 		o.value('v6udpv4', _('IPv6 in UDP over IPv4 (through NAT)'));
 		o.value('v4v6', _('IPv4 over IPv6'));
 		o.default = 'v6anyv4';
+		o.validate = function(sid, v) {
+			// As config/: router mode needs a delegated IPv6 prefix.
+			if (v === 'v4v6' && formvalue(this, sid, 'host_type') === 'router')
+				return _('v4v6 delegates no IPv6 prefix: use another mode, or host_type host');
+			return true;
+		};
 
 		o = s.taboption('advanced', form.ListValue, 'data_plane', _('Data plane'));
 		o.value('auto', _('Kernel tunnel when available, else userspace'));
