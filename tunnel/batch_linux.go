@@ -250,15 +250,11 @@ func (b *batchConn) doRecv(fd uintptr) bool {
 
 // stripIPv4 removes the IPv4 header a raw socket delivers; nil if malformed.
 func stripIPv4(p []byte) []byte {
-	if len(p) < 20 || p[0]>>4 != 4 {
+	p, ok := ipv4Packet(p)
+	if !ok {
 		return nil
 	}
-	hl := int(p[0]&0x0f) * 4
-	tl := int(binary.BigEndian.Uint16(p[2:4]))
-	if hl < 20 || tl < hl || tl > len(p) {
-		return nil
-	}
-	return p[hl:tl]
+	return p[int(p[0]&0x0f)*4:]
 }
 
 func decodeSockaddr(sa *sockaddr, n uint32) netip.AddrPort {

@@ -3,10 +3,7 @@ package tunnel
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -18,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/jsklein/gogoc/internal/vmtest"
 	"github.com/jsklein/gogoc/tsp"
 )
 
@@ -244,53 +242,7 @@ func ping6(t *testing.T, ns *labNS, dst netip.Addr) {
 // listener on addr in another and checks they arrive intact.
 func transfer(t *testing.T, from, to *labNS, addr netip.Addr, size int) {
 	t.Helper()
-	hostPort := netip.AddrPortFrom(addr, 5001).String()
-	ln := listenTCP(t, to, hostPort)
-	data := make([]byte, size)
-	rand.Read(data)
-	want := sha256.Sum256(data)
-
-	type result struct {
-		n   int64
-		sum [32]byte
-		err error
-	}
-	res := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			res <- result{err: err}
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(60 * time.Second))
-		h := sha256.New()
-		n, err := io.Copy(h, c)
-		var r result
-		r.n, r.err = n, err
-		copy(r.sum[:], h.Sum(nil))
-		res <- r
-	}()
-
-	start := time.Now()
-	c, err := dialTCP(from, hostPort)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(60 * time.Second))
-	if _, err := c.Write(data); err != nil {
-		t.Fatalf("send: %v", err)
-	}
-	c.Close()
-	r := <-res
-	if r.err != nil {
-		t.Fatalf("receive: %v", r.err)
-	}
-	if r.n != int64(size) || r.sum != want {
-		t.Fatalf("received %d bytes with sha256 %x, want %d bytes with %x", r.n, r.sum, size, want)
-	}
-	d := time.Since(start)
-	t.Logf("%d MB over TCP in %v (%.0f Mbit/s), sha256 matches", size>>20, d.Round(time.Millisecond), float64(size)*8/d.Seconds()/1e6)
+	vmtest.Transfer(t, from.vm(), to.vm(), addr, size)
 }
 
 // waitEvent returns the first event of kind within d, failing otherwise.

@@ -2,8 +2,6 @@ package tunnel
 
 import (
 	"errors"
-	"fmt"
-	"log/slog"
 	"net/netip"
 	"sync/atomic"
 
@@ -38,17 +36,13 @@ func bufSizeFor(mtu int) int {
 // it routes by IPv6 address among many peers on one unconnected socket (the
 // broker side, see Forwarder).
 type engine struct {
-	dev     *tunDevice
-	conn    *batchConn
-	cnt     *counters
-	log     *slog.Logger
-	closing *atomic.Bool
-	peers   *atomic.Pointer[peerTable]
+	pumpState
+	dev   *tunDevice
+	conn  *batchConn
+	peers *atomic.Pointer[peerTable]
 	// control receives TSP control datagrams on the socket reader's
 	// goroutine; msg is only valid during the call.
 	control func(from netip.AddrPort, msg []byte)
-	// fail reports an error that stopped a pump.
-	fail func(error)
 	// own, when set, is the client's tunnel address: a packet from the
 	// broker with it as source is one of ours coming back, which a tsps on
 	// a little-endian host does to packets whose flow label ends in 0xF?
@@ -100,14 +94,7 @@ func newEngine(dev *tunDevice, c any, ec engineConfig) (*engine, error) {
 
 // devToNet carries packets the kernel routed into the device to the peer(s)
 // until the device is closed.
-func (e *engine) devToNet() {
-	for {
-		if err := e.devToNetOnce(); err != nil {
-			e.stop("device → socket", err)
-			return
-		}
-	}
-}
+func (e *engine) devToNet() { e.run("device → socket", e.devToNetOnce, false) }
 
 // devToNetOnce moves one batch: whatever the device has queued (at least
 // one packet), cut into datagrams and sent with as few sendmmsg as fit.
@@ -163,36 +150,15 @@ func (e *engine) devToNetOnce() error {
 func (e *engine) flushTx() error {
 	sent, failed, err := e.conn.send()
 	e.seg.reset()
-	if sent > 0 {
-		e.cnt.txPackets.Add(uint64(sent))
-	}
-	if e.txBytes > 0 {
-		e.cnt.txBytes.Add(e.txBytes) // includes refused datagrams; they are rare
-		e.txBytes = 0
-	}
-	if failed > 0 {
-		e.cnt.txErrors.Add(uint64(failed))
-	}
+	e.countTx(sent, failed, e.txBytes)
+	e.txBytes = 0
 	return err
 }
 
 // netToDev carries datagrams from the socket into the device, handing TSP
 // control datagrams to e.control, until the socket is closed or its read
 // deadline is forced.
-func (e *engine) netToDev() {
-	for {
-		if err := e.netToDevOnce(); err != nil {
-			if transientRecvErr(err) && !e.closing.Load() {
-				// A connected UDP socket reports an earlier ICMP error
-				// (broker port closed, no route) on the next receive.
-				e.cnt.rxErrors.Add(1)
-				continue
-			}
-			e.stop("socket → device", err)
-			return
-		}
-	}
-}
+func (e *engine) netToDev() { e.run("socket → device", e.netToDevOnce, true) }
 
 func (e *engine) netToDevOnce() error {
 	n, err := e.conn.recv()
@@ -258,29 +224,11 @@ func (e *engine) flushRx() error {
 	co := e.co
 	co.finish()
 	failed, err := e.dev.write(co.iovs, co.ends, co.pkts)
-	var pkts uint64
+	var pkts int
 	for _, c := range co.pkts {
-		pkts += uint64(c)
+		pkts += c
 	}
-	bytes := co.bytes
+	e.countRx(pkts, failed, co.bytes)
 	co.reset()
-	if pkts > uint64(failed) {
-		e.cnt.rxPackets.Add(pkts - uint64(failed))
-	}
-	e.cnt.rxBytes.Add(bytes)
-	if failed > 0 {
-		e.cnt.rxErrors.Add(uint64(failed))
-	}
 	return err
-}
-
-// stop ends a pump: quietly when the tunnel is closing, else reported.
-func (e *engine) stop(dir string, err error) {
-	if e.closing.Load() {
-		return
-	}
-	e.log.Error("tunnel pump stopped", "direction", dir, "err", err)
-	if e.fail != nil {
-		e.fail(fmt.Errorf("%s: %w", dir, err))
-	}
 }

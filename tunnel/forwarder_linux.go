@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,57 +65,24 @@ type Forwarder struct {
 	closeErr  error
 }
 
-// peerTable is immutable once published; updates copy it, so the packet
-// path looks peers up without locks or allocation.
+// peerTable is the IPv6 planes' table: peers are UDP (or, port 0,
+// protocol-41) endpoints, and route and accept take the IPv6 packet.
 type peerTable struct {
-	byAddr   map[netip.Addr]netip.AddrPort // /128 routes
-	prefixes []prefixRoute                 // shorter prefixes, longest first
-	byPeer   map[netip.AddrPort][]netip.Prefix
-}
-
-type prefixRoute struct {
-	p  netip.Prefix
-	ep netip.AddrPort
+	prefixTable[netip.AddrPort]
 }
 
 func buildTable(byPeer map[netip.AddrPort][]netip.Prefix) *peerTable {
-	t := &peerTable{byAddr: map[netip.Addr]netip.AddrPort{}, byPeer: byPeer}
-	for ep, ps := range byPeer {
-		for _, p := range ps {
-			if p.IsSingleIP() {
-				t.byAddr[p.Addr()] = ep
-			} else {
-				t.prefixes = append(t.prefixes, prefixRoute{p, ep})
-			}
-		}
-	}
-	slices.SortFunc(t.prefixes, func(a, b prefixRoute) int { return b.p.Bits() - a.p.Bits() })
-	return t
+	return &peerTable{makePrefixTable(byPeer)}
 }
 
 // route finds the peer for an IPv6 packet's destination.
 func (t *peerTable) route(pkt []byte) (netip.AddrPort, bool) {
-	dst := netip.AddrFrom16([16]byte(pkt[24:40]))
-	if ep, ok := t.byAddr[dst]; ok {
-		return ep, true
-	}
-	for _, r := range t.prefixes {
-		if r.p.Contains(dst) {
-			return r.ep, true
-		}
-	}
-	return netip.AddrPort{}, false
+	return t.prefixTable.route(netip.AddrFrom16([16]byte(pkt[24:40])))
 }
 
 // accept tells whether the peer at from may send this packet.
 func (t *peerTable) accept(pkt []byte, from netip.AddrPort) bool {
-	src := netip.AddrFrom16([16]byte(pkt[8:24]))
-	for _, p := range t.byPeer[from] {
-		if p.Contains(src) {
-			return true
-		}
-	}
-	return false
+	return t.prefixTable.accept(netip.AddrFrom16([16]byte(pkt[8:24])), from)
 }
 
 // NewForwarder creates and configures the device and starts the pumps.
@@ -140,36 +105,11 @@ func NewForwarder(ctx context.Context, cfg ForwarderConfig) (_ *Forwarder, err e
 	}
 	f := &Forwarder{cfg: cfg, log: cfg.Log.With("if", cfg.IfName, "side", "broker")}
 	f.peers.Store(buildTable(map[netip.AddrPort][]netip.Prefix{}))
-	defer func() {
-		if err != nil {
-			if uerr := f.undo.run(); uerr != nil {
-				err = fmt.Errorf("%w (rollback: %v)", err, uerr)
-			}
-		}
-	}()
+	defer f.undo.rollbackOn(&err)
 
-	h, owned, err := netlinkHandle(cfg.Netlink, cfg.NetNS)
+	f.dev, err = setUpTUN(tunSetup{Netlink: cfg.Netlink, NetNS: cfg.NetNS, IfName: cfg.IfName,
+		Offload: !cfg.DisableOffload, Plan: routedPlan(cfg.MTU, cfg.Addrs, cfg.Routes)}, &f.undo, f.log)
 	if err != nil {
-		return nil, err
-	}
-	if owned {
-		f.undo.push("netlink handle", func() error { h.Close(); return nil })
-	}
-	if err := removeLeftover(h, cfg.IfName, f.log); err != nil {
-		return nil, err
-	}
-	if err := InNetNS(cfg.NetNS, func() error {
-		f.dev, err = openTUN(cfg.IfName, !cfg.DisableOffload)
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	f.undo.push("device "+cfg.IfName, f.dev.Close)
-	plan := linkPlan{MTU: cfg.MTU, Addrs: cfg.Addrs}
-	for _, r := range cfg.Routes {
-		plan.Routes = append(plan.Routes, plannedRoute{Dst: r})
-	}
-	if err := configureLink(h, f.dev.name, plan, &f.undo); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -208,26 +148,9 @@ func (f *Forwarder) AddPeer(ep netip.AddrPort, prefixes ...netip.Prefix) error {
 		}
 		masked[i] = p.Masked()
 	}
-	prefixes = masked
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	m := make(map[netip.AddrPort][]netip.Prefix, len(f.peers.Load().byPeer)+1)
-	for other, ps := range f.peers.Load().byPeer {
-		if other != ep {
-			ps = slices.DeleteFunc(slices.Clone(ps), func(p netip.Prefix) bool { return slices.Contains(prefixes, p) })
-		}
-		if len(ps) > 0 {
-			m[other] = ps
-		}
-	}
-	ps := slices.Clone(m[ep])
-	for _, p := range prefixes {
-		if !slices.Contains(ps, p) {
-			ps = append(ps, p)
-		}
-	}
-	m[ep] = ps
-	f.peers.Store(buildTable(m))
+	f.peers.Store(buildTable(f.peers.Load().withPeer(ep, masked)))
 	return nil
 }
 
@@ -235,9 +158,7 @@ func (f *Forwarder) AddPeer(ep netip.AddrPort, prefixes ...netip.Prefix) error {
 func (f *Forwarder) RemovePeer(ep netip.AddrPort) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	m := maps.Clone(f.peers.Load().byPeer)
-	delete(m, ep)
-	f.peers.Store(buildTable(m))
+	f.peers.Store(buildTable(f.peers.Load().withoutPeer(ep)))
 }
 
 // WriteControl sends a TSP control datagram to a peer over the shared

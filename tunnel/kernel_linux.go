@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -36,26 +35,14 @@ const (
 // session stops answering the keepalive too, and the keepalive loss is
 // what reports the dead session (TestKernelKeepaliveLost).
 type kernel struct {
-	log    *slog.Logger
-	name   string
-	index  int
-	prober *prober
-	cancel context.CancelFunc
-	undo   undoStack
+	session
+	index int
 
 	// mu guards nl (used for the counters, closed by Close) and last.
 	mu     sync.Mutex
 	nl     *netlink.Handle
 	closed bool
 	last   Stats
-
-	cnt    counters // only eventsDropped: the kernel counts the packets
-	events chan Event
-	sink   eventSink
-	wg     sync.WaitGroup
-
-	closeOnce sync.Once
-	closeErr  error
 }
 
 func (k *kernel) plane() string { return PlaneKernel }
@@ -73,31 +60,11 @@ func newKernel(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 		return nil, fmt.Errorf("tunnel config: %w", err)
 	}
 	o := cfg.Offer
-	k := &kernel{
-		log:    cfg.Log.With("if", cfg.IfName, "mode", string(o.Type), "plane", PlaneKernel),
-		name:   cfg.IfName,
-		events: make(chan Event, 16),
-	}
-	k.sink = eventSink{ch: k.events, cnt: &k.cnt, now: cfg.Keepalive.Clock.Now}
-	defer func() {
-		if err != nil {
-			if uerr := k.undo.run(); uerr != nil {
-				err = fmt.Errorf("%w (rollback: %v)", err, uerr)
-			}
-		}
-	}()
-
-	// Our own handle also speaks generic netlink (fou) in the tunnel's
-	// namespace; cfg.Netlink, when given, still does the configuration.
-	k.nl, err = openKernelHandle(cfg.NetNS)
+	k, h, err := openKernel(cfg, string(o.Type))
 	if err != nil {
 		return nil, err
 	}
-	k.undo.push("netlink handle", func() error { k.nl.Close(); return nil })
-	h := cfg.Netlink
-	if h == nil {
-		h = k.nl
-	}
+	defer k.undo.rollbackOn(&err)
 
 	var p sitParams
 	switch o.Type {
@@ -107,7 +74,7 @@ func newKernel(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 		}
 		p.remote = o.ServerV4
 		p.local = cfg.LocalV4
-		if !p.local.IsValid() && isLocalV4(h, o.ClientV4) {
+		if !p.local.IsValid() && isLocal(h, netlink.FAMILY_V4, o.ClientV4) {
 			p.local = o.ClientV4
 		}
 	case tsp.V6UDPV4:
@@ -124,49 +91,83 @@ func newKernel(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 		return nil, fmt.Errorf("kernel %s: %w", o.Type, ErrUnsupported)
 	}
 
-	if err := removeLeftover(h, cfg.IfName, k.log); err != nil {
-		return nil, err
+	d := kernelDevice{
+		add:  func(undo *undoStack) error { return addSit(h, cfg.IfName, cfg.MTU, p, undo) },
+		plan: planFor(cfg),
+		ping: func() (PingConn, error) {
+			return NewPingConn(cfg.NetNS, cfg.IfName, o.ClientV6, o.KeepaliveAddr)
+		},
 	}
-	if err := addSit(h, cfg.IfName, cfg.MTU, p, &k.undo); err != nil {
-		return nil, err
-	}
-	if err := configureLink(h, cfg.IfName, planFor(cfg), &k.undo); err != nil {
-		return nil, err
-	}
-	l, err := h.LinkByName(cfg.IfName)
-	if err != nil {
-		return nil, fmt.Errorf("look up %s: %w", cfg.IfName, err)
-	}
-	k.index = l.Attrs().Index
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("tunnel set-up: %w", err)
-	}
-
 	if o.Type == tsp.V6UDPV4 {
-		if err := k.takeOver(cfg.Conn, p.sport); err != nil {
-			return nil, err
-		}
+		d.takeOver = func() error { return k.takeOver(cfg.Conn, p.sport) }
 	}
-
-	if cfg.Keepalive.enabled() {
-		ping := cfg.Keepalive.Conn
-		if ping == nil {
-			if ping, err = NewPingConn(cfg.NetNS, cfg.IfName, o.ClientV6, o.KeepaliveAddr); err != nil {
-				return nil, err
-			}
-		}
-		k.undo.push("keepalive socket", ping.Close)
-		k.prober = newProber(cfg.Keepalive, ping, k.sink.emit, k.log)
-	}
-	pctx, cancel := context.WithCancel(context.Background())
-	k.cancel = cancel
-	if k.prober != nil {
-		k.wg.Add(1)
-		go func() { defer k.wg.Done(); k.prober.run(pctx) }()
+	if err := k.setUp(ctx, cfg, h, d); err != nil {
+		return nil, err
 	}
 	k.log.Info("tunnel up", "client", o.ClientV6, "server", o.ServerV6, "local", p.local,
 		"remote", p.remote, "sport", p.sport, "dport", p.dport, "mtu", cfg.MTU, "keepalive", cfg.Keepalive.Interval)
 	return k, nil
+}
+
+// openKernel makes the kernel Tunnel with its own netlink handle, and
+// returns the handle to configure with: cfg.Netlink when given.
+func openKernel(cfg Config, mode string) (*kernel, *netlink.Handle, error) {
+	k := &kernel{}
+	k.init(cfg, cfg.Log.With("if", cfg.IfName, "mode", mode, "plane", PlaneKernel))
+	// Our own handle also speaks generic netlink (fou) in the tunnel's
+	// namespace; cfg.Netlink, when given, still does the configuration.
+	nl, err := openKernelHandle(cfg.NetNS)
+	if err != nil {
+		return nil, nil, err
+	}
+	k.nl = nl
+	k.undo.push("netlink handle", func() error { nl.Close(); return nil })
+	h := cfg.Netlink
+	if h == nil {
+		h = nl
+	}
+	return k, h, nil
+}
+
+// kernelDevice is what a kind of kernel tunnel (sit, ip6tnl) brings to
+// the set-up they share.
+type kernelDevice struct {
+	add      func(undo *undoStack) error // creates the device
+	plan     linkPlan
+	takeOver func() error // last step before the prober; may be nil
+	ping     func() (PingConn, error)
+}
+
+// setUp creates and configures the device d after removing a leftover of
+// the same name, then starts the keepalive.
+func (k *kernel) setUp(ctx context.Context, cfg Config, h *netlink.Handle, d kernelDevice) error {
+	if err := removeLeftover(h, cfg.IfName, k.log); err != nil {
+		return err
+	}
+	if err := d.add(&k.undo); err != nil {
+		return err
+	}
+	if err := configureLink(h, cfg.IfName, d.plan, &k.undo); err != nil {
+		return err
+	}
+	l, err := h.LinkByName(cfg.IfName)
+	if err != nil {
+		return fmt.Errorf("look up %s: %w", cfg.IfName, err)
+	}
+	k.index = l.Attrs().Index
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("tunnel set-up: %w", err)
+	}
+	if d.takeOver != nil {
+		if err := d.takeOver(); err != nil {
+			return err
+		}
+	}
+	if err := k.setUpKeepalive(cfg, d.ping); err != nil {
+		return err
+	}
+	k.startKeepalive()
+	return nil
 }
 
 func openKernelHandle(ns netns.NsHandle) (*netlink.Handle, error) {
@@ -206,18 +207,20 @@ func fouParams(c net.Conn) (sitParams, error) {
 	return p, nil
 }
 
-// isLocalV4 reports whether a is assigned to an interface (behind a NAT the
-// offer's client address is the public one, which is not).
-func isLocalV4(h *netlink.Handle, a netip.Addr) bool {
-	if !a.Is4() {
+// isLocal reports whether a, an address of family (netlink.FAMILY_V4 or
+// _V6), is assigned to an interface. The offer's client address is the one
+// the broker saw, which a NAT (behind which it is the public IPv4), a NAT66
+// or a proxy may have changed.
+func isLocal(h *netlink.Handle, family int, a netip.Addr) bool {
+	if family == netlink.FAMILY_V4 && !a.Is4() || family == netlink.FAMILY_V6 && !a.Is6() {
 		return false
 	}
-	addrs, err := h.AddrList(nil, netlink.FAMILY_V4)
+	addrs, err := h.AddrList(nil, family)
 	if err != nil {
 		return false
 	}
 	for _, ad := range addrs {
-		if ip, ok := netip.AddrFromSlice(ad.IP); ok && ip.Unmap() == a {
+		if ip, ok := netip.AddrFromSlice(ad.IP); ok && (ip == a || ip.Unmap() == a) {
 			return true
 		}
 	}
@@ -242,17 +245,23 @@ func addSit(h *netlink.Handle, name string, mtu int, p sitParams, undo *undoStac
 		sit.EncapFlags = tunnelEncapFlagCsum
 		sit.EncapSport, sit.EncapDport = p.sport, p.dport
 	}
-	if err := h.LinkAdd(sit); err != nil {
+	return addTunnelLink(h, sit, p.local, p.remote, undo)
+}
+
+// addTunnelLink creates the tunnel device l from local to remote.
+func addTunnelLink(h *netlink.Handle, l netlink.Link, local, remote netip.Addr, undo *undoStack) error {
+	name := l.Attrs().Name
+	if err := h.LinkAdd(l); err != nil {
 		if errors.Is(err, unix.EOPNOTSUPP) {
-			// rtnetlink knows no "sit" kind: module missing or not loadable.
-			return fmt.Errorf("create sit device %s: %w: %v", name, ErrNoKernelSupport, err)
+			// rtnetlink knows no such kind: module missing or not loadable.
+			return fmt.Errorf("create %s device %s: %w: %v", l.Type(), name, ErrNoKernelSupport, err)
 		}
 		if errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("create sit device %s: a tunnel %v → %v exists already: %w", name, p.local, p.remote, err)
+			return fmt.Errorf("create %s device %s: a tunnel %v → %v exists already: %w", l.Type(), name, local, remote, err)
 		}
-		return fmt.Errorf("create sit device %s: %w", name, err)
+		return fmt.Errorf("create %s device %s: %w", l.Type(), name, err)
 	}
-	undo.push("device "+name, func() error { return h.LinkDel(sit) })
+	undo.push("device "+name, func() error { return h.LinkDel(l) })
 	return nil
 }
 
@@ -274,9 +283,6 @@ func (k *kernel) takeOver(c net.Conn, port uint16) error {
 	return nil
 }
 
-func (k *kernel) Name() string         { return k.name }
-func (k *kernel) Events() <-chan Event { return k.events }
-
 // Stats reads the device's counters from the kernel; after Close it returns
 // the last ones read.
 func (k *kernel) Stats() Stats {
@@ -285,10 +291,7 @@ func (k *kernel) Stats() Stats {
 	s := k.last
 	k.mu.Unlock()
 	s.EventsDropped = k.cnt.eventsDropped.Load()
-	if k.prober != nil {
-		s.Keepalive = k.prober.stats()
-	}
-	return s
+	return k.keepaliveStats(s)
 }
 
 func (k *kernel) refreshLocked() {

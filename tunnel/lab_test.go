@@ -13,6 +13,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/jsklein/gogoc/internal/vmtest"
 )
 
 // requireLab skips tests that need root, TUN and iproute2, saying which is
@@ -36,6 +38,9 @@ type labNS struct {
 	h    netns.NsHandle
 	nl   *netlink.Handle
 }
+
+// vm is the namespace as the shared test helpers take it.
+func (n *labNS) vm() *vmtest.NS { return &vmtest.NS{Name: n.name, H: n.h, NL: n.nl} }
 
 // newLabNS creates a namespace with a unique name (tests of other packages
 // may run at the same time) and loopback up.

@@ -409,6 +409,26 @@ func (c *coalescer) closeRun(ri int) {
 	}
 }
 
+// mergedTCP finishes the TCP header (after an l3-byte IP header, thl
+// bytes) of a super-packet merged from segments of seg payload bytes, and
+// returns its virtio-net header. pseudo is the IP pseudo-header sum.
+func mergedTCP(p []byte, l3, thl, seg int, psh bool, gso uint8, pseudo uint64) vnetHdr {
+	if psh {
+		p[l3+13] |= tcpPSH
+	}
+	// CHECKSUM_PARTIAL: the field holds the pseudo-header sum and the
+	// kernel finishes it if the packet ever leaves the host.
+	binary.BigEndian.PutUint16(p[l3+16:], fold(pseudo))
+	return vnetHdr{
+		flags:      vnetNeedsCsum,
+		gsoType:    gso,
+		hdrLen:     uint16(l3 + thl),
+		gsoSize:    uint16(seg),
+		csumStart:  uint16(l3),
+		csumOffset: 16,
+	}
+}
+
 // finish lays the runs out as writes in c.iovs/c.ends/c.pkts.
 func (c *coalescer) finish() {
 	for i := range c.runs {
@@ -425,20 +445,7 @@ func (c *coalescer) finish() {
 			p := r.first
 			thl := r.tcp.thl
 			binary.BigEndian.PutUint16(p[4:6], uint16(thl+r.payload))
-			if r.psh {
-				p[ipv6HeaderLen+13] |= tcpPSH
-			}
-			// CHECKSUM_PARTIAL: the field holds the pseudo-header sum and
-			// the kernel finishes it if the packet ever leaves the host.
-			binary.BigEndian.PutUint16(p[ipv6HeaderLen+16:], fold(pseudoSum(p, thl+r.payload, protoTCP)))
-			vh = vnetHdr{
-				flags:      vnetNeedsCsum,
-				gsoType:    gsoTCPv6,
-				hdrLen:     uint16(ipv6HeaderLen + thl),
-				gsoSize:    uint16(r.tcp.payload),
-				csumStart:  ipv6HeaderLen,
-				csumOffset: 16,
-			}
+			vh = mergedTCP(p, ipv6HeaderLen, thl, r.tcp.payload, r.psh, gsoTCPv6, pseudoSum(p, thl+r.payload, protoTCP))
 		} else if r.verified {
 			vh.flags = vnetDataValid
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -17,16 +18,7 @@ const protoIPv6 = "ip4:41"
 // (<= 0: the current one), bound to local if valid: the broker side of
 // v6v4, where one socket serves every client (see Forwarder).
 func ListenProto41(ns netns.NsHandle, local netip.Addr) (*net.IPConn, error) {
-	var c *net.IPConn
-	err := InNetNS(ns, func() error {
-		var err error
-		c, err = net.ListenIP(protoIPv6, ipAddr(local))
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("protocol-41 socket on %v: %w", local, err)
-	}
-	return c, nil
+	return listenRaw(ns, protoIPv6, local)
 }
 
 // dialProto41 opens the client's protocol-41 socket connected to the
@@ -34,20 +26,47 @@ func ListenProto41(ns netns.NsHandle, local netip.Addr) (*net.IPConn, error) {
 // first; if it is not an address of this host (e.g. the public address a
 // NAT'd client was told), the route to the broker picks the source.
 func dialProto41(ns netns.NsHandle, local, remote netip.Addr) (*net.IPConn, error) {
+	return dialRaw(ns, protoIPv6, local, remote)
+}
+
+// rawName names a raw socket's protocol in errors: "ip4:41" → "protocol-41".
+func rawName(network string) string {
+	return "protocol-" + network[strings.IndexByte(network, ':')+1:]
+}
+
+// listenRaw opens an unconnected raw socket for network ("ip4:41",
+// "ip6:4") in ns, bound to local if valid.
+func listenRaw(ns netns.NsHandle, network string, local netip.Addr) (*net.IPConn, error) {
+	var c *net.IPConn
+	err := InNetNS(ns, func() error {
+		var err error
+		c, err = net.ListenIP(network, ipAddr(local))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s socket on %v: %w", rawName(network), local, err)
+	}
+	return c, nil
+}
+
+// dialRaw opens a raw socket for network in ns connected to remote, from
+// local if that is an address of this host, else from the source the route
+// picks.
+func dialRaw(ns netns.NsHandle, network string, local, remote netip.Addr) (*net.IPConn, error) {
 	var c *net.IPConn
 	err := InNetNS(ns, func() error {
 		var err error
 		if local.IsValid() {
-			c, err = net.DialIP(protoIPv6, ipAddr(local), ipAddr(remote))
+			c, err = net.DialIP(network, ipAddr(local), ipAddr(remote))
 			if err == nil || !errors.Is(err, unix.EADDRNOTAVAIL) {
 				return err
 			}
 		}
-		c, err = net.DialIP(protoIPv6, nil, ipAddr(remote))
+		c, err = net.DialIP(network, nil, ipAddr(remote))
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("protocol-41 socket to %v: %w", remote, err)
+		return nil, fmt.Errorf("%s socket to %v: %w", rawName(network), remote, err)
 	}
 	return c, nil
 }

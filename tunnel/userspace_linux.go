@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -23,24 +22,12 @@ const socketBuffer = 4 << 20
 
 // userspace is the Tunnel of NewUserspace: TUN device ⇄ engine ⇄ socket.
 type userspace struct {
-	log     *slog.Logger
-	name    string
+	session
 	dev     *tunDevice
 	conn    net.Conn // the socket the engine uses
 	ownConn bool     // v6v4: opened here, closed by Close
 	eng     *engine
-	prober  *prober
-	cancel  context.CancelFunc
-	undo    undoStack
-
-	cnt     counters
-	events  chan Event
-	sink    eventSink
 	closing atomic.Bool
-	wg      sync.WaitGroup
-
-	closeOnce sync.Once
-	closeErr  error
 }
 
 func newUserspace(ctx context.Context, cfg Config) (_ Tunnel, err error) {
@@ -62,38 +49,13 @@ func newUserspace(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 		return nil, fmt.Errorf("userspace %s: %w", o.Type, ErrUnsupported)
 	}
 
-	u := &userspace{
-		log:    cfg.Log.With("if", cfg.IfName, "mode", string(o.Type)),
-		name:   cfg.IfName,
-		events: make(chan Event, 16),
-	}
-	u.sink = eventSink{ch: u.events, cnt: &u.cnt, now: cfg.Keepalive.Clock.Now}
-	defer func() {
-		if err != nil {
-			if uerr := u.undo.run(); uerr != nil {
-				err = fmt.Errorf("%w (rollback: %v)", err, uerr)
-			}
-		}
-	}()
+	u := &userspace{}
+	u.init(cfg, cfg.Log.With("if", cfg.IfName, "mode", string(o.Type)))
+	defer u.undo.rollbackOn(&err)
 
-	h, owned, err := netlinkHandle(cfg.Netlink, cfg.NetNS)
+	u.dev, err = setUpTUN(tunSetup{Netlink: cfg.Netlink, NetNS: cfg.NetNS, IfName: cfg.IfName,
+		Offload: !cfg.DisableOffload, Plan: planFor(cfg)}, &u.undo, u.log)
 	if err != nil {
-		return nil, err
-	}
-	if owned {
-		u.undo.push("netlink handle", func() error { h.Close(); return nil })
-	}
-	if err := removeLeftover(h, cfg.IfName, u.log); err != nil {
-		return nil, err
-	}
-	if err := InNetNS(cfg.NetNS, func() error {
-		u.dev, err = openTUN(cfg.IfName, !cfg.DisableOffload)
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	u.undo.push("device "+cfg.IfName, u.dev.Close)
-	if err := configureLink(h, u.dev.name, planFor(cfg), &u.undo); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -125,28 +87,17 @@ func newUserspace(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 	u.eng.own, u.eng.ownSet = o.ClientV6.As16(), true
 	u.eng.fail = func(err error) { u.sink.emit(Event{Kind: IOError, Err: err}) }
 
-	var ping PingConn
-	if cfg.Keepalive.enabled() {
-		ping = cfg.Keepalive.Conn
-		if ping == nil {
-			if ping, err = NewPingConn(cfg.NetNS, u.dev.name, o.ClientV6, o.KeepaliveAddr); err != nil {
-				return nil, err
-			}
-		}
-		u.undo.push("keepalive socket", ping.Close)
-		u.prober = newProber(cfg.Keepalive, ping, u.sink.emit, u.log)
+	if err := u.setUpKeepalive(cfg, func() (PingConn, error) {
+		return NewPingConn(cfg.NetNS, u.dev.name, o.ClientV6, o.KeepaliveAddr)
+	}); err != nil {
+		return nil, err
 	}
 
 	// Everything is in place: start moving packets.
 	u.wg.Add(2)
 	go func() { defer u.wg.Done(); u.eng.devToNet() }()
 	go func() { defer u.wg.Done(); u.eng.netToDev() }()
-	pctx, cancel := context.WithCancel(context.Background())
-	u.cancel = cancel
-	if u.prober != nil {
-		u.wg.Add(1)
-		go func() { defer u.wg.Done(); u.prober.run(pctx) }()
-	}
+	u.startKeepalive()
 	u.log.Info("tunnel up", "client", o.ClientV6, "server", o.ServerV6,
 		"local", connLocalAddr(u.conn), "mtu", cfg.MTU, "keepalive", cfg.Keepalive.Interval,
 		"offload", u.dev.vnet, "udp_gso", u.eng.conn.gso(), "udp_gro", u.eng.conn.gro)
@@ -202,16 +153,7 @@ func (u *userspace) onControl(_ netip.AddrPort, msg []byte) {
 	u.sink.emit(Event{Kind: BrokerControl, Code: code, Text: text})
 }
 
-func (u *userspace) Name() string         { return u.name }
-func (u *userspace) Events() <-chan Event { return u.events }
-
-func (u *userspace) Stats() Stats {
-	s := u.cnt.snapshot()
-	if u.prober != nil {
-		s.Keepalive = u.prober.stats()
-	}
-	return s
-}
+func (u *userspace) Stats() Stats { return u.keepaliveStats(u.cnt.snapshot()) }
 
 // Close stops the pumps and the prober and removes routes, address and
 // device. The caller's Conn stays open, without deadlines.

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,55 +59,12 @@ type ForwarderV4V6 struct {
 	closeErr  error
 }
 
-// peer4Table maps inner IPv4 prefixes to clients' outer IPv6 addresses. It
-// is immutable once published; updates copy it.
-type peer4Table struct {
-	byAddr   map[netip.Addr]netip.Addr // /32 routes
-	prefixes []prefix4Route            // shorter prefixes, longest first
-	byPeer   map[netip.Addr][]netip.Prefix
-}
-
-type prefix4Route struct {
-	p    netip.Prefix
-	peer netip.Addr
-}
+// peer4Table maps inner IPv4 prefixes to clients' outer IPv6 addresses.
+type peer4Table = prefixTable[netip.Addr]
 
 func buildTable4(byPeer map[netip.Addr][]netip.Prefix) *peer4Table {
-	t := &peer4Table{byAddr: map[netip.Addr]netip.Addr{}, byPeer: byPeer}
-	for peer, ps := range byPeer {
-		for _, p := range ps {
-			if p.IsSingleIP() {
-				t.byAddr[p.Addr()] = peer
-			} else {
-				t.prefixes = append(t.prefixes, prefix4Route{p, peer})
-			}
-		}
-	}
-	slices.SortFunc(t.prefixes, func(a, b prefix4Route) int { return b.p.Bits() - a.p.Bits() })
-	return t
-}
-
-// route finds the client for an inner destination.
-func (t *peer4Table) route(dst netip.Addr) (netip.Addr, bool) {
-	if peer, ok := t.byAddr[dst]; ok {
-		return peer, true
-	}
-	for _, r := range t.prefixes {
-		if r.p.Contains(dst) {
-			return r.peer, true
-		}
-	}
-	return netip.Addr{}, false
-}
-
-// accept tells whether the client at peer may send from src.
-func (t *peer4Table) accept(src, peer netip.Addr) bool {
-	for _, p := range t.byPeer[peer] {
-		if p.Contains(src) {
-			return true
-		}
-	}
-	return false
+	t := makePrefixTable(byPeer)
+	return &t
 }
 
 // NewForwarderV4V6 creates and configures the device and starts the pumps.
@@ -132,38 +87,10 @@ func NewForwarderV4V6(ctx context.Context, cfg ForwarderV4V6Config) (_ *Forwarde
 	}
 	f := &ForwarderV4V6{conn: cfg.Conn, log: cfg.Log.With("if", cfg.IfName, "side", "broker", "mode", "v4v6")}
 	f.peers.Store(buildTable4(map[netip.Addr][]netip.Prefix{}))
-	defer func() {
-		if err != nil {
-			if uerr := f.undo.run(); uerr != nil {
-				err = fmt.Errorf("%w (rollback: %v)", err, uerr)
-			}
-		}
-	}()
-	h, owned, err := netlinkHandle(cfg.Netlink, cfg.NetNS)
+	defer f.undo.rollbackOn(&err)
+	f.dev, err = setUpTUN(tunSetup{Netlink: cfg.Netlink, NetNS: cfg.NetNS, IfName: cfg.IfName,
+		Offload: !cfg.DisableOffload, TSO4: true, Plan: routedPlan(cfg.MTU, cfg.Addrs, cfg.Routes)}, &f.undo, f.log)
 	if err != nil {
-		return nil, err
-	}
-	if owned {
-		f.undo.push("netlink handle", func() error { h.Close(); return nil })
-	}
-	if err := removeLeftover(h, cfg.IfName, f.log); err != nil {
-		return nil, err
-	}
-	if err := InNetNS(cfg.NetNS, func() error {
-		f.dev, err = openTUN(cfg.IfName, !cfg.DisableOffload)
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	if f.dev.vnet {
-		setTSO4(f.dev)
-	}
-	f.undo.push("device "+cfg.IfName, f.dev.Close)
-	plan := linkPlan{MTU: cfg.MTU, Addrs: cfg.Addrs}
-	for _, r := range cfg.Routes {
-		plan.Routes = append(plan.Routes, plannedRoute{Dst: r})
-	}
-	if err := configureLink(h, f.dev.name, plan, &f.undo); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -199,23 +126,7 @@ func (f *ForwarderV4V6) AddPeer(peer netip.Addr, prefixes ...netip.Prefix) error
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	m := make(map[netip.Addr][]netip.Prefix, len(f.peers.Load().byPeer)+1)
-	for other, ps := range f.peers.Load().byPeer {
-		if other != peer {
-			ps = slices.DeleteFunc(slices.Clone(ps), func(p netip.Prefix) bool { return slices.Contains(masked, p) })
-		}
-		if len(ps) > 0 {
-			m[other] = ps
-		}
-	}
-	ps := slices.Clone(m[peer])
-	for _, p := range masked {
-		if !slices.Contains(ps, p) {
-			ps = append(ps, p)
-		}
-	}
-	m[peer] = ps
-	f.peers.Store(buildTable4(m))
+	f.peers.Store(buildTable4(f.peers.Load().withPeer(peer, masked)))
 	return nil
 }
 
@@ -223,9 +134,7 @@ func (f *ForwarderV4V6) AddPeer(peer netip.Addr, prefixes ...netip.Prefix) error
 func (f *ForwarderV4V6) RemovePeer(peer netip.Addr) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	m := maps.Clone(f.peers.Load().byPeer)
-	delete(m, peer)
-	f.peers.Store(buildTable4(m))
+	f.peers.Store(buildTable4(f.peers.Load().withoutPeer(peer)))
 }
 
 // Stats counts the packets of all clients; Tx is towards the clients.

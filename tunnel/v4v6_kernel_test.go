@@ -2,10 +2,7 @@ package tunnel
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"testing"
@@ -76,53 +73,6 @@ func (l *kernelV4V6Lab) ping(t *testing.T, count int) int {
 	return vmtest.Ping(p, count, 2*time.Second)
 }
 
-// transfer4 sends size random bytes over TCP (IPv4) from one namespace to
-// another and fails unless they arrive intact (length and SHA-256).
-func transfer4(t *testing.T, from, to *vmtest.NS, addr netip.Addr, size int) {
-	t.Helper()
-	hp := netip.AddrPortFrom(addr, 5004).String()
-	ln := to.Listen(t, "tcp4", hp)
-	data := make([]byte, size)
-	_, _ = rand.Read(data)
-	want := sha256.Sum256(data)
-	type result struct {
-		n   int64
-		sum [32]byte
-		err error
-	}
-	res := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			res <- result{err: err}
-			return
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-		h := sha256.New()
-		n, err := io.Copy(h, c)
-		r := result{n: n, err: err}
-		copy(r.sum[:], h.Sum(nil))
-		res <- r
-	}()
-	start := time.Now()
-	c, err := from.Dial("tcp4", hp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-	if _, err := c.Write(data); err != nil {
-		t.Fatalf("send: %v", err)
-	}
-	c.Close()
-	r := <-res
-	if r.err != nil || r.n != int64(size) || r.sum != want {
-		t.Fatalf("received %d bytes (err %v) with sha256 %x, want %d bytes with %x", r.n, r.err, r.sum, size, want)
-	}
-	d := time.Since(start)
-	t.Logf("%d KiB over TCP in %v (%.0f Mbit/s), sha256 matches", size>>10, d.Round(time.Millisecond), float64(size)*8/d.Seconds()/1e6)
-}
-
 // TestKernelV4V6 runs the kernel plane: the client's ip6tnl carries IPv4
 // ping and TCP to the broker's, the ICMPv4 keepalive gets replies, notices
 // the broker's end going down and coming back, and Close leaves nothing.
@@ -140,8 +90,8 @@ func TestKernelV4V6(t *testing.T) {
 	if got := l.ping(t, 3); got != 3 {
 		t.Fatalf("%d of 3 pings answered through the tunnel\n%s", got, l.client.Describe())
 	}
-	transfer4(t, l.client, l.broker, v46ServerV4, 2<<20)
-	transfer4(t, l.broker, l.client, v46ClientV4, 2<<20)
+	vmtest.Transfer(t, l.client, l.broker, v46ServerV4, 2<<20)
+	vmtest.Transfer(t, l.broker, l.client, v46ClientV4, 2<<20)
 	deadline := time.Now().Add(5 * time.Second)
 	for tun.Stats().Keepalive.Received < 2 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -65,38 +64,14 @@ func planV4V6(cfg Config) linkPlan {
 // (<= 0: the current one), bound to local if valid: the broker side of
 // v4v6, where one socket serves every client (see ForwarderV4V6).
 func ListenProto4(ns netns.NsHandle, local netip.Addr) (*net.IPConn, error) {
-	var c *net.IPConn
-	err := InNetNS(ns, func() error {
-		var err error
-		c, err = net.ListenIP(protoIPIP6, ipAddr(local))
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("protocol-4 socket on %v: %w", local, err)
-	}
-	return c, nil
+	return listenRaw(ns, protoIPIP6, local)
 }
 
 // dialProto4 opens the client's protocol-4 socket connected to the broker,
 // so the kernel only hands it packets from there. local (the address the
 // broker saw) is tried first, then whatever source the route picks.
 func dialProto4(ns netns.NsHandle, local, remote netip.Addr) (*net.IPConn, error) {
-	var c *net.IPConn
-	err := InNetNS(ns, func() error {
-		var err error
-		if local.IsValid() {
-			c, err = net.DialIP(protoIPIP6, ipAddr(local), ipAddr(remote))
-			if err == nil || !errors.Is(err, unix.EADDRNOTAVAIL) {
-				return err
-			}
-		}
-		c, err = net.DialIP(protoIPIP6, nil, ipAddr(remote))
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("protocol-4 socket to %v: %w", remote, err)
-	}
-	return c, nil
+	return dialRaw(ns, protoIPIP6, local, remote)
 }
 
 // ipv4Packet returns p cut to the total length its IPv4 header announces,
@@ -119,15 +94,12 @@ func ipv4Packet(p []byte) ([]byte, bool) {
 // (v4v6_offload.go); a raw socket has no GSO/GRO, so one datagram is one
 // packet on the socket side either way.
 type pump4 struct {
-	dev     *tunDevice
-	conn    *batchConn
-	cnt     *counters
-	log     *slog.Logger
-	closing *atomic.Bool
+	pumpState
+	dev  *tunDevice
+	conn *batchConn
 	// peers routes by inner IPv4 among many clients (broker side); nil for
 	// a client on a connected socket.
 	peers *atomic.Pointer[peer4Table]
-	fail  func(error)
 
 	// device → socket
 	arena   []byte
@@ -183,30 +155,10 @@ func newPump4(dev *tunDevice, c any, batch, mtu int) (*pump4, error) {
 
 func (p *pump4) start(wg *sync.WaitGroup) {
 	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		for {
-			if err := p.devToNetOnce(); err != nil {
-				p.stop("device → socket", err)
-				return
-			}
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for {
-			if err := p.netToDevOnce(); err != nil {
-				if transientRecvErr(err) && !p.closing.Load() {
-					// A connected raw socket reports an earlier ICMPv6
-					// error (broker unreachable) on the next receive.
-					p.cnt.rxErrors.Add(1)
-					continue
-				}
-				p.stop("socket → device", err)
-				return
-			}
-		}
-	}()
+	go func() { defer wg.Done(); p.run("device → socket", p.devToNetOnce, false) }()
+	// A connected raw socket reports an earlier ICMPv6 error (broker
+	// unreachable) on the next receive.
+	go func() { defer wg.Done(); p.run("socket → device", p.netToDevOnce, true) }()
 }
 
 // devToNetOnce sends what the device has queued, cut into MTU-sized
@@ -281,12 +233,8 @@ func (p *pump4) devToNetOnce() error {
 func (p *pump4) flushTx() error {
 	sent, failed, err := p.conn.send()
 	p.seg.reset()
-	p.cnt.txPackets.Add(uint64(sent))
-	p.cnt.txBytes.Add(p.txBytes)
+	p.countTx(sent, failed, p.txBytes)
 	p.txBytes = 0
-	if failed > 0 {
-		p.cnt.txErrors.Add(uint64(failed))
-	}
 	return err
 }
 
@@ -338,43 +286,17 @@ func (p *pump4) netToDevOnce() error {
 	if p.co != nil {
 		p.co.reset()
 	}
-	p.cnt.rxPackets.Add(uint64(pkts - failed))
-	p.cnt.rxBytes.Add(bytes)
-	if failed > 0 {
-		p.cnt.rxErrors.Add(uint64(failed))
-	}
+	p.countRx(pkts, failed, bytes)
 	return err
-}
-
-func (p *pump4) stop(dir string, err error) {
-	if p.closing.Load() {
-		return
-	}
-	p.log.Error("tunnel pump stopped", "direction", dir, "err", err)
-	if p.fail != nil {
-		p.fail(fmt.Errorf("%s: %w", dir, err))
-	}
 }
 
 // userspaceV4V6 is the userspace v4v6 Tunnel: TUN ⇄ pump4 ⇄ raw IPv6
 // protocol-4 socket connected to the broker, plus the ICMPv4 prober.
 type userspaceV4V6 struct {
-	log    *slog.Logger
-	name   string
-	dev    *tunDevice
-	pump   *pump4
-	prober *prober
-	cancel context.CancelFunc
-	undo   undoStack
-
-	cnt     counters
-	events  chan Event
-	sink    eventSink
+	session
+	dev     *tunDevice
+	pump    *pump4
 	closing atomic.Bool
-	wg      sync.WaitGroup
-
-	closeOnce sync.Once
-	closeErr  error
 }
 
 // newUserspaceV4V6 builds the userspace v4v6 data plane. On error nothing
@@ -388,41 +310,13 @@ func newUserspaceV4V6(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 	if o.Type != tsp.V4V6 {
 		return nil, fmt.Errorf("userspace v4v6 for a %s offer: %w", o.Type, ErrUnsupported)
 	}
-	u := &userspaceV4V6{
-		log:    cfg.Log.With("if", cfg.IfName, "mode", string(o.Type), "plane", "userspace"),
-		name:   cfg.IfName,
-		events: make(chan Event, 16),
-	}
-	u.sink = eventSink{ch: u.events, cnt: &u.cnt, now: cfg.Keepalive.Clock.Now}
-	defer func() {
-		if err != nil {
-			if uerr := u.undo.run(); uerr != nil {
-				err = fmt.Errorf("%w (rollback: %v)", err, uerr)
-			}
-		}
-	}()
+	u := &userspaceV4V6{}
+	u.init(cfg, cfg.Log.With("if", cfg.IfName, "mode", string(o.Type), "plane", "userspace"))
+	defer u.undo.rollbackOn(&err)
 
-	h, owned, err := netlinkHandle(cfg.Netlink, cfg.NetNS)
+	u.dev, err = setUpTUN(tunSetup{Netlink: cfg.Netlink, NetNS: cfg.NetNS, IfName: cfg.IfName,
+		Offload: !cfg.DisableOffload, TSO4: true, Plan: planV4V6(cfg)}, &u.undo, u.log)
 	if err != nil {
-		return nil, err
-	}
-	if owned {
-		u.undo.push("netlink handle", func() error { h.Close(); return nil })
-	}
-	if err := removeLeftover(h, cfg.IfName, u.log); err != nil {
-		return nil, err
-	}
-	if err := InNetNS(cfg.NetNS, func() error {
-		u.dev, err = openTUN(cfg.IfName, !cfg.DisableOffload)
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	if u.dev.vnet {
-		setTSO4(u.dev)
-	}
-	u.undo.push("device "+cfg.IfName, u.dev.Close)
-	if err := configureLink(h, u.dev.name, planV4V6(cfg), &u.undo); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -440,39 +334,20 @@ func newUserspaceV4V6(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 	u.pump.cnt, u.pump.log, u.pump.closing = &u.cnt, u.log, &u.closing
 	u.pump.fail = func(err error) { u.sink.emit(Event{Kind: IOError, Err: err}) }
 
-	if cfg.Keepalive.enabled() {
-		ping := cfg.Keepalive.Conn
-		if ping == nil {
-			if ping, err = NewPingConn4(cfg.NetNS, u.dev.name, o.ClientV4, o.KeepaliveAddr); err != nil {
-				return nil, err
-			}
-		}
-		u.undo.push("keepalive socket", ping.Close)
-		u.prober = newProber(cfg.Keepalive, ping, u.sink.emit, u.log)
+	if err := u.setUpKeepalive(cfg, func() (PingConn, error) {
+		return NewPingConn4(cfg.NetNS, u.dev.name, o.ClientV4, o.KeepaliveAddr)
+	}); err != nil {
+		return nil, err
 	}
 
 	u.pump.start(&u.wg)
-	pctx, cancel := context.WithCancel(context.Background())
-	u.cancel = cancel
-	if u.prober != nil {
-		u.wg.Add(1)
-		go func() { defer u.wg.Done(); u.prober.run(pctx) }()
-	}
+	u.startKeepalive()
 	u.log.Info("tunnel up", "client", o.ClientV4, "server", o.ServerV4, "local", connLocalAddr(conn),
 		"remote", o.ServerV6, "mtu", cfg.MTU, "keepalive", cfg.Keepalive.Interval, "lifetime", o.Lifetime)
 	return u, nil
 }
 
-func (u *userspaceV4V6) Name() string         { return u.name }
-func (u *userspaceV4V6) Events() <-chan Event { return u.events }
-
-func (u *userspaceV4V6) Stats() Stats {
-	s := u.cnt.snapshot()
-	if u.prober != nil {
-		s.Keepalive = u.prober.stats()
-	}
-	return s
-}
+func (u *userspaceV4V6) Stats() Stats { return u.keepaliveStats(u.cnt.snapshot()) }
 
 // Close stops the pumps and the prober and removes socket, routes,
 // address and device.

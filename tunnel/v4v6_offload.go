@@ -247,20 +247,7 @@ func (c *coalescer4) finish() {
 			total := ipv4HeaderLen + thl + r.payload
 			binary.BigEndian.PutUint16(p[2:4], uint16(total))
 			binary.BigEndian.PutUint16(p[10:12], ipv4HeaderSum(p[:ipv4HeaderLen]))
-			if r.psh {
-				p[ipv4HeaderLen+13] |= tcpPSH
-			}
-			// CHECKSUM_PARTIAL: the pseudo-header sum; the kernel finishes
-			// it if the packet is forwarded.
-			binary.BigEndian.PutUint16(p[ipv4HeaderLen+16:], fold(pseudoSum4(p, thl+r.payload, protoTCP)))
-			vh = vnetHdr{
-				flags:      vnetNeedsCsum,
-				gsoType:    gsoTCPv4,
-				hdrLen:     uint16(ipv4HeaderLen + thl),
-				gsoSize:    uint16(r.tcp.payload),
-				csumStart:  ipv4HeaderLen,
-				csumOffset: 16,
-			}
+			vh = mergedTCP(p, ipv4HeaderLen, thl, r.tcp.payload, r.psh, gsoTCPv4, pseudoSum4(p, thl+r.payload, protoTCP))
 		}
 		vh.encode(vb)
 		c.parts = append(c.parts, vb, r.first)

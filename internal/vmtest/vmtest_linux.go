@@ -276,8 +276,8 @@ func (ns *NS) Dial(network, addr string) (net.Conn, error) {
 }
 
 // Transfer sends size random bytes over TCP from one namespace to a
-// listener on addr (IPv6 or IPv4) in the other, fails t unless they arrive intact (same
-// length and SHA-256), and returns the goodput in bit/s.
+// listener on addr (IPv6 or IPv4) in the other, fails t unless they arrive
+// intact (same length and SHA-256), and returns the goodput in bit/s.
 func Transfer(t testing.TB, from, to *NS, addr netip.Addr, size int) float64 {
 	t.Helper()
 	hostPort := netip.AddrPortFrom(addr, 5001).String()
@@ -353,7 +353,7 @@ func Stream(t testing.TB, from, to *NS, addr netip.Addr, d time.Duration) float6
 		n, _ := io.Copy(io.Discard, c)
 		got <- n
 	}()
-	c, err := from.Dial("tcp", hostPort)
+	c, err := from.Dial("tcp6", hostPort)
 	if err != nil {
 		ln.Close()
 		t.Fatalf("dial %s from %s: %v", hostPort, from.Name, err)
