@@ -5,7 +5,7 @@
 #   - RSS (VmRSS, and VmHWM the peak) against the 8 MiB target, the old C
 #     client's ≈ 4 MiB and a `sleep` process started in the same run;
 #   - wake-ups per minute while idle: voluntary + involuntary context
-#     switches of all its threads over WINDOW seconds (default 20), scaled,
+#     switches of all its threads over WINDOW seconds (default 60: two whole keepalive periods), scaled,
 #     against the old client's tunnel loop, which woke every 500 ms (120/min).
 # The kernel data plane is not measured here: this machine's kernel has no
 # sit/fou modules (the VM lane has them).
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 . scripts/lab.sh
 lab_need bench-daemon bin/gogoc bin/tspbroker
 
-window=${WINDOW:-20}
+window=${WINDOW:-60}
 tag=gdm$$
 C=gdm-bc-$$
 B=gdm-bb-$$
