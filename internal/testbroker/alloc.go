@@ -22,6 +22,7 @@ type allocator struct {
 	prefix netip.Prefix
 
 	addr6 map[string]netip.Addr // "u:user" or "a:ip:port" -> client IPv6
+	anon  map[netip.Addr]string // derived anonymous address -> "transport ip:port" holding it
 	next6 uint64
 	addr4 map[string]netip.Addr // same keys -> v4v6 client IPv4
 	next4 uint64
@@ -33,6 +34,7 @@ func newAllocator(pool6, pool4, prefix netip.Prefix) *allocator {
 	return &allocator{
 		pool6: pool6, pool4: pool4, prefix: prefix,
 		addr6: make(map[string]netip.Addr),
+		anon:  make(map[netip.Addr]string),
 		addr4: make(map[string]netip.Addr),
 		pfx:   make(map[string]netip.Prefix),
 	}
@@ -49,13 +51,24 @@ func allocKey(user string, src netip.AddrPort) string {
 // is the server). Anonymous clients get tsps's derived address when the pool
 // leaves room for it: every bit from the prefix length to bit 79 set, then
 // the source IPv4 and port, so it changes with the NAT port like tsps's.
-func (a *allocator) clientV6(user string, src netip.AddrPort) (netip.Addr, error) {
+// A UDP and a TCP client may share an IPv4 and port number; the second one
+// to ask gets a counted address, so no two sessions share one.
+func (a *allocator) clientV6(user string, src netip.AddrPort, transport string) (netip.Addr, error) {
 	if user == "" {
 		if addr, ok := deriveAnon(a.pool6, src); ok {
-			return addr, nil
+			owner := transport + " " + src.String()
+			if held, taken := a.anon[addr]; !taken || held == owner {
+				if !taken && len(a.anon) < maxAllocations {
+					a.anon[addr] = owner
+				}
+				return addr, nil
+			}
 		}
 	}
 	key := allocKey(user, src)
+	if user == "" {
+		key += "/" + transport
+	}
 	if addr, ok := a.addr6[key]; ok {
 		return addr, nil
 	}

@@ -254,7 +254,7 @@ func (s *Server) decideOffer(c *Session, r *tunnelRequest) (*SessionInfo, *offer
 		if src.Is4() && !r.proxy {
 			info.ClientV4 = src
 		}
-		if info.ClientV6, err = s.alloc.clientV6(info.User, c.remote); err != nil {
+		if info.ClientV6, err = s.alloc.clientV6(info.User, c.remote, c.transport); err != nil {
 			return nil, refuse(stCapacity, "client IPv6: %v", err)
 		}
 		info.KeepaliveAddr = info.ServerV6

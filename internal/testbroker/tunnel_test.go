@@ -266,8 +266,8 @@ func TestClientAddresses(t *testing.T) {
 func TestAllocatorFallbacks(t *testing.T) {
 	a := newAllocator(netip.MustParsePrefix("2001:db8::/96"), netip.MustParsePrefix("10.0.0.0/30"), netip.MustParsePrefix("2001:db8:1::/48"))
 	src := netip.MustParseAddrPort("[2001:db8:ff::1]:1000")
-	x, err1 := a.clientV6("", src)
-	y, err2 := a.clientV6("", netip.MustParseAddrPort("192.0.2.1:1000"))
+	x, err1 := a.clientV6("", src, TransportUDP)
+	y, err2 := a.clientV6("", netip.MustParseAddrPort("192.0.2.1:1000"), TransportUDP)
 	if err1 != nil || err2 != nil || x == y || !a.pool6.Contains(x) || !a.pool6.Contains(y) {
 		t.Fatalf("fallback addresses %s %s %v %v", x, y, err1, err2)
 	}
@@ -400,5 +400,26 @@ func TestAcceptReject(t *testing.T) {
 	}
 	if st := s.Stats(); st.Established != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestAllocatorSamePortBothTransports: a UDP and a TCP client on the same
+// IPv4 and port number would derive the same anonymous address; the second
+// gets another one, and each keeps its own across reconnects.
+func TestAllocatorSamePortBothTransports(t *testing.T) {
+	a := newAllocator(netip.MustParsePrefix("2001:db8::/48"), netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("2001:db8:1::/40"))
+	src := netip.MustParseAddrPort("192.0.2.7:4000")
+	u, err1 := a.clientV6("", src, TransportUDP)
+	tc, err2 := a.clientV6("", src, TransportTCP)
+	if err1 != nil || err2 != nil || u == tc {
+		t.Fatalf("udp %s tcp %s (%v %v): want two different addresses", u, tc, err1, err2)
+	}
+	if want, _ := deriveAnon(a.pool6, src); u != want {
+		t.Errorf("udp got %s, want the derived %s", u, want)
+	}
+	u2, _ := a.clientV6("", src, TransportUDP)
+	tc2, _ := a.clientV6("", src, TransportTCP)
+	if u2 != u || tc2 != tc {
+		t.Errorf("second round udp %s tcp %s, want %s %s", u2, tc2, u, tc)
 	}
 }
