@@ -269,10 +269,17 @@ func waitEvent(t *testing.T, tun Tunnel, kind EventKind, d time.Duration) Event 
 // device, no address, no route through it, nor to its destinations.
 func assertGone(t *testing.T, ns *labNS, ifName string) {
 	t.Helper()
-	if l, err := ns.nl.LinkByName(ifName); err == nil {
-		t.Errorf("device %s still exists (index %d)", ifName, l.Attrs().Index)
+	assertNoTunnel(t, ns.nl, ifName)
+}
+
+// assertNoTunnel checks, through h, that nothing of a tunnel named ifName
+// is left: no device, no client address, no route of ours.
+func assertNoTunnel(t *testing.T, h *netlink.Handle, ifName string) {
+	t.Helper()
+	if l, err := h.LinkByName(ifName); err == nil {
+		t.Errorf("device %s (%s) still exists", ifName, l.Type())
 	}
-	addrs, err := ns.nl.AddrList(nil, netlink.FAMILY_V6)
+	addrs, err := h.AddrList(nil, netlink.FAMILY_V6)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +288,7 @@ func assertGone(t *testing.T, ns *labNS, ifName string) {
 			t.Errorf("address %v still assigned", a.IPNet)
 		}
 	}
-	routes, err := ns.nl.RouteList(nil, netlink.FAMILY_V6)
+	routes, err := h.RouteList(nil, netlink.FAMILY_V6)
 	if err != nil {
 		t.Fatal(err)
 	}

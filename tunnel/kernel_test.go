@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/jsklein/gogoc/internal/vmtest"
 	"github.com/jsklein/gogoc/tsp"
@@ -178,27 +177,7 @@ func (l *kernelLab) assertKernelGone(t *testing.T, tun Tunnel) {
 		t.Error("events channel still open after Close")
 	}
 	ns := l.client
-	if lk, err := ns.NL.LinkByName(klabIf); err == nil {
-		t.Errorf("device %s (%s) still exists", klabIf, lk.Type())
-	}
-	addrs, err := ns.NL.AddrList(nil, netlink.FAMILY_V6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range addrs {
-		if a.IP.Equal(net.IP(labClientV6.AsSlice())) {
-			t.Errorf("address %v still assigned", a.IPNet)
-		}
-	}
-	routes, err := ns.NL.RouteList(nil, netlink.FAMILY_V6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range routes {
-		if r.Protocol == unix.RTPROT_STATIC {
-			t.Errorf("route %v (dev index %d) still present", r.Dst, r.LinkIndex)
-		}
-	}
+	assertNoTunnel(t, ns.NL, klabIf)
 	fous, err := ns.NL.FouList(netlink.FAMILY_V4)
 	if err != nil && vmtest.Probe(vmtest.Fou) == nil {
 		t.Fatalf("list fou ports: %v", err)
