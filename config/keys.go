@@ -110,36 +110,8 @@ var keys = []keyDef{
 	stringKey("if_tunnel_v6v4", func(c *Config) *string { return &c.IfTunnelV6V4 }, checkTunnelName),
 	stringKey("if_tunnel_v6udpv4", func(c *Config) *string { return &c.IfTunnelV6UDPV4 }, checkTunnelName),
 	stringKey("if_tunnel_v4v6", func(c *Config) *string { return &c.IfTunnelV4V6 }, checkTunnelName),
-	{
-		name: "client_v4",
-		set: func(c *Config, v string) error {
-			if strings.EqualFold(v, "auto") {
-				c.ClientV4 = netip.Addr{}
-				return nil
-			}
-			a, err := parseIPv4(v)
-			if err == nil {
-				c.ClientV4 = a
-			}
-			return err
-		},
-		get: func(c *Config) []string { return []string{autoAddr(c.ClientV4)} },
-	},
-	{
-		name: "client_v6",
-		set: func(c *Config, v string) error {
-			if strings.EqualFold(v, "auto") {
-				c.ClientV6 = netip.Addr{}
-				return nil
-			}
-			a, err := parseIPv6(v)
-			if err == nil {
-				c.ClientV6 = a
-			}
-			return err
-		},
-		get: func(c *Config) []string { return []string{autoAddr(c.ClientV6)} },
-	},
+	autoAddrKey("client_v4", func(c *Config) *netip.Addr { return &c.ClientV4 }, parseIPv4),
+	autoAddrKey("client_v6", func(c *Config) *netip.Addr { return &c.ClientV6 }, parseIPv6),
 	boolKey("proxy_client", func(c *Config) *bool { return &c.ProxyClient }),
 	stringKey("broker_list", func(c *Config) *string { return &c.BrokerList }, checkFilename),
 	stringKey("last_server", func(c *Config) *string { return &c.LastServer }, checkFilename),
@@ -380,6 +352,26 @@ func addr4Key(name string, field func(*Config) *netip.Addr) keyDef {
 		name: name,
 		set: func(c *Config, v string) error {
 			a, err := parseIPv4(v)
+			if err == nil {
+				*field(c) = a
+			}
+			return err
+		},
+		get: func(c *Config) []string { return []string{autoAddr(*field(c))} },
+	}
+}
+
+// autoAddrKey is an address key where "auto" (any case) means the zero
+// Addr: let the socket pick.
+func autoAddrKey(name string, field func(*Config) *netip.Addr, parse func(string) (netip.Addr, error)) keyDef {
+	return keyDef{
+		name: name,
+		set: func(c *Config, v string) error {
+			if strings.EqualFold(v, "auto") {
+				*field(c) = netip.Addr{}
+				return nil
+			}
+			a, err := parse(v)
 			if err == nil {
 				*field(c) = a
 			}
