@@ -4,7 +4,8 @@
 // A Server holds what to advertise (Params) and a Serve loop that sends
 // unsolicited RAs at random intervals and answers Router Solicitations. The
 // ICMPv6 socket is injected as a Conn, so the loop runs against an
-// in-memory fake in tests and against *ndp.Conn (Listen) on a real link.
+// in-memory fake in tests and against a raw ICMPv6 socket (Listen) on a
+// real link.
 //
 // Beyond what a bare sender does, it keeps hosts out of trouble when the
 // uplink changes: router lifetime 0 while the tunnel is down, a prefix that

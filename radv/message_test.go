@@ -49,15 +49,14 @@ func TestAdvertisementRoundTrip(t *testing.T) {
 			want:   &ndp.RouterAdvertisement{CurrentHopLimit: 64, Options: []ndp.Option{mtu(1280)}},
 		},
 		{
-			name: "up, /56 delegated: PIO, RIO, RDNSS, DNSSL, MTU, SLLA",
+			name: "up, /56 delegated: PIO, RIO, RDNSS, MTU, SLLA",
 			cfg:  Config{MaxInterval: 600 * time.Second, LinkAddr: mac},
 			params: Params{Up: true, Prefixes: []Prefix{{Prefix: lan1, Valid: time.Hour, Preferred: 30 * time.Minute}},
-				Routes: []netip.Prefix{deleg}, DNS: []netip.Addr{dns1}, Domains: []string{"lan.example"}, MTU: 1480},
+				Routes: []netip.Prefix{deleg}, DNS: []netip.Addr{dns1}, MTU: 1480},
 			want: &ndp.RouterAdvertisement{CurrentHopLimit: 64, RouterLifetime: 1800 * time.Second, Options: []ndp.Option{
 				pio(lan1, time.Hour, 30*time.Minute),
 				&ndp.RouteInformation{PrefixLength: 56, RouteLifetime: 1800 * time.Second, Prefix: deleg.Addr()},
 				&ndp.RecursiveDNSServer{Lifetime: 1800 * time.Second, Servers: []netip.Addr{dns1}},
-				&ndp.DNSSearchList{Lifetime: 1800 * time.Second, DomainNames: []string{"lan.example"}},
 				mtu(1480), slla,
 			}},
 		},

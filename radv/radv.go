@@ -54,7 +54,7 @@ type Config struct {
 	// RouterLifetime while the uplink is up: default 3 × MaxInterval,
 	// clamped to 9000 s.
 	RouterLifetime time.Duration
-	// DNSLifetime of RDNSS and DNSSL: default 3 × MaxInterval.
+	// DNSLifetime of RDNSS: default 3 × MaxInterval.
 	DNSLifetime time.Duration
 	HopLimit    uint8
 	// LinkAddr is sent as the source link-layer address option (none when
@@ -84,9 +84,9 @@ type Params struct {
 	// Routes are sent as route information options (RFC 4191), e.g. the
 	// whole delegated prefix when it is shorter than /64.
 	Routes []netip.Prefix
-	// DNS servers (RDNSS) and search domains (DNSSL).
-	DNS     []netip.Addr
-	Domains []string
+	// DNS servers (RDNSS). Search domains (DNSSL) are not sent: nothing
+	// configures them, and ndp's DNSSL encoder would link IDNA tables.
+	DNS []netip.Addr
 	// MTU option; default 1280.
 	MTU int
 }
@@ -279,9 +279,6 @@ func (s *Server) advertisement(final bool) *ndp.RouterAdvertisement {
 	}
 	if len(p.DNS) > 0 {
 		ra.Options = append(ra.Options, &ndp.RecursiveDNSServer{Lifetime: dnsLife, Servers: slices.Clone(p.DNS)})
-	}
-	if len(p.Domains) > 0 {
-		ra.Options = append(ra.Options, &ndp.DNSSearchList{Lifetime: dnsLife, DomainNames: slices.Clone(p.Domains)})
 	}
 	ra.Options = append(ra.Options, ndp.NewMTU(uint32(p.MTU)))
 	if len(s.cfg.LinkAddr) > 0 {

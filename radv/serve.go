@@ -13,9 +13,11 @@ import (
 	"golang.org/x/net/ipv6"
 )
 
-// Conn is the part of *ndp.Conn a Server uses. ReadFrom must report the
-// hop limit in the control message (Listen turns that on); a message
-// without one is dropped, since its hop limit cannot be checked.
+// Conn is the socket a Server uses (Listen opens one; *ndp.Conn fits too).
+// ReadFrom must report the hop limit in the control message (Listen turns
+// that on); a message without one is dropped, since its hop limit cannot
+// be checked. An error wrapping ErrMalformed from ReadFrom drops that one
+// message; any other error ends Serve.
 type Conn interface {
 	ReadFrom() (ndp.Message, *ipv6.ControlMessage, netip.Addr, error)
 	WriteTo(m ndp.Message, cm *ipv6.ControlMessage, dst netip.Addr) error
@@ -85,6 +87,10 @@ func (s *Server) Serve(ctx context.Context, conn Conn) error {
 		defer close(readDone)
 		for {
 			m, cm, src, err := conn.ReadFrom()
+			if errors.Is(err, ErrMalformed) {
+				s.count(func(st *Stats) { st.Dropped++ })
+				continue
+			}
 			if err != nil {
 				readErr <- err
 				return
