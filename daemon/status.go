@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/jsklein/gogoc/internal/jsonread"
 )
 
 // State is where the supervisor is.
@@ -66,17 +68,91 @@ func WriteStatus(path string, s *Status) error {
 	return writeAtomic(path, append(b, '\n'), 0o644)
 }
 
-// ReadStatus reads a status file.
+// ReadStatus reads a status file. Like encoding/json it matches names
+// regardless of case, skips unknown ones and leaves fields given as null
+// alone.
 func ReadStatus(path string) (*Status, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var s Status
-	if err := json.Unmarshal(b, &s); err != nil {
+	s, err := parseStatus(b)
+	if err != nil {
 		return nil, fmt.Errorf("status file %s: %w", path, err)
 	}
+	return s, nil
+}
+
+func parseStatus(b []byte) (*Status, error) {
+	v, err := jsonread.Parse(b)
+	if err != nil {
+		return nil, err
+	}
+	var s Status
+	members, err := v.Object()
+	if err != nil {
+		return nil, err
+	}
+	// The string fields, in the order of the first names below; pid,
+	// keepalive and reconnects follow them.
+	strs := [...]*string{(*string)(&s.State), &s.Since, &s.Updated, &s.Broker, &s.Transport, &s.TunnelMode, &s.DataPlane,
+		&s.Interface, &s.LocalEndpoint, &s.RemoteEndpoint, &s.ClientIPv4, &s.ServerIPv4, &s.ClientIPv6, &s.ServerIPv6,
+		&s.Prefix, &s.LANPrefix, &s.LastError}
+	for i := range members {
+		m := &members[i]
+		var err error
+		switch f := jsonread.Match(m.Name, "state", "since", "updated", "broker", "transport", "tunnel_mode", "data_plane",
+			"interface", "local_endpoint", "remote_endpoint", "client_ipv4", "server_ipv4", "client_ipv6", "server_ipv6",
+			"prefix", "lan_prefix", "last_error", "pid", "keepalive", "reconnects"); {
+		case f >= 0 && f < len(strs):
+			err = m.Value.StoreString(strs[f])
+		case f == len(strs):
+			err = m.Value.StoreInt(&s.PID)
+		case f == len(strs)+1:
+			err = parseKeepalive(&m.Value, &s.Keepalive)
+		case f == len(strs)+2:
+			err = m.Value.StoreUint64(&s.Reconnects)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m.Name, err)
+		}
+	}
 	return &s, nil
+}
+
+// parseKeepalive decodes the keepalive member. A second one updates what
+// the first filled, as encoding/json does with a pointer already set.
+func parseKeepalive(v *jsonread.Value, kp **Keepalive) error {
+	if v.Kind == jsonread.Null {
+		*kp = nil
+		return nil
+	}
+	members, err := v.Object()
+	if err != nil {
+		return err
+	}
+	if *kp == nil {
+		*kp = new(Keepalive)
+	}
+	k := *kp
+	for i := range members {
+		m := &members[i]
+		var err error
+		switch jsonread.Match(m.Name, "interval_s", "rtt_ms", "sent", "lost") {
+		case 0:
+			err = m.Value.StoreInt(&k.IntervalS)
+		case 1:
+			err = m.Value.StoreFloat64(&k.RTTMs)
+		case 2:
+			err = m.Value.StoreUint64(&k.Sent)
+		case 3:
+			err = m.Value.StoreUint64(&k.Lost)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.Name, err)
+		}
+	}
+	return nil
 }
 
 // writeAtomic writes a temporary file beside path and renames it over path.

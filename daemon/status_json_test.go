@@ -1,0 +1,136 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/jsklein/gogoc/internal/jsonread"
+)
+
+// ReadStatus used json.Unmarshal; these tests keep encoding/json as the
+// reference so that it reads every file exactly as before.
+
+func fullStatus() *Status {
+	return &Status{State: StateUp, Since: "2026-01-02T03:04:05Z", PID: 4242, Updated: "2026-01-02T03:05:00Z",
+		Broker: "broker.example.net", Transport: "udp", TunnelMode: "v6udpv4", DataPlane: "kernel", Interface: "gogoc",
+		LocalEndpoint: "192.0.2.10:3653", RemoteEndpoint: "198.51.100.1:3653", ClientIPv4: "192.0.2.10",
+		ServerIPv4: "198.51.100.1", ClientIPv6: "2001:db8::2", ServerIPv6: "2001:db8::1", Prefix: "2001:db8:1200::/56",
+		LANPrefix: "2001:db8:1200::/64", Keepalive: &Keepalive{IntervalS: 30, RTTMs: 12.345678, Sent: 1 << 40, Lost: 3},
+		Reconnects: math.MaxUint64, LastError: "dial udp: <nil> & \"quoted\"\n\ttab \x01 \u2028 é"}
+}
+
+func representativeStatuses() map[string]*Status {
+	return map[string]*Status{
+		"all fields":         fullStatus(),
+		"empty":              {},
+		"stopped":            {State: StateStopped, Since: "2026-01-02T03:04:05Z", PID: -1, LastError: "tsp: 300 Authentication failed (pid 7 is gone)"},
+		"keepalive zero":     {State: StateUp, Keepalive: &Keepalive{}},
+		"tiny rtt":           {State: StateUp, Keepalive: &Keepalive{IntervalS: 1, RTTMs: 1e-7}},
+		"huge rtt":           {State: StateUp, Keepalive: &Keepalive{IntervalS: 1, RTTMs: 1e21}},
+		"negative zero rtt":  {State: StateLost, Keepalive: &Keepalive{RTTMs: math.Copysign(0, -1)}},
+		"whole rtt":          {State: StateUp, Keepalive: &Keepalive{RTTMs: 3}},
+		"odd strings":        {State: "we\"ird\\", Broker: "<b>&amp;</b>", LastError: "\u2029\x7f\x00"},
+		"only optional ones": {Prefix: "2001:db8::/48", Interface: "x"},
+		"invalid utf-8":      {State: StateUp, LastError: "bad \xff\xc3 bytes"}, // written as U+FFFD
+	}
+}
+
+// TestReadStatusRoundTrip: what WriteStatus writes, ReadStatus reads back
+// unchanged, as encoding/json does.
+func TestReadStatusRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	for name, s := range representativeStatuses() {
+		path := filepath.Join(dir, "status.json")
+		if err := WriteStatus(path, s); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadStatus(path)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		raw, _ := os.ReadFile(path)
+		var want Status
+		if err := json.Unmarshal(raw, &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(*got, want) || name != "invalid utf-8" && !reflect.DeepEqual(got, s) {
+			t.Errorf("%s: read %+v, encoding/json read %+v, written %+v", name, got, want, s)
+		}
+	}
+}
+
+func TestReadStatusBadInput(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ body, words string }{
+		{`{"state":"up",`, "invalid JSON"},
+		{`{"pid":"12"}`, "pid: want a number"},
+		{`{"keepalive":{"sent":-1}}`, "keepalive: sent"},
+		{`{"keepalive":[]}`, "keepalive: want an object"},
+		{`{"state":"up","Broker":7}`, "Broker: want a string, found number"},
+		{`[]`, "want an object"},
+		{strings.Repeat("[", 10000), "levels of nesting"},
+	} {
+		path := filepath.Join(dir, "bad.json")
+		if err := os.WriteFile(path, []byte(c.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := ReadStatus(path)
+		if err == nil || s != nil || !strings.Contains(err.Error(), c.words) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%.40q: status %v, error %v; want one naming the file and %q", c.body, s, err, c.words)
+		}
+	}
+}
+
+var statusDocs = []string{
+	`null`, `{}`, `{"STATE":"up","Pid":3,"keepalive":{"RTT_MS":1.5}}`, `{"keepalive":{"sent":1},"keepalive":{"lost":2}}`,
+	`{"keepalive":{"sent":1},"keepalive":null}`, `{"state":null,"pid":null,"keepalive":null}`, `{"state":"up","state":null,"pid":7,"pid":null}`, `{"pid":1.0}`, `{"pid":-0}`,
+	`{"reconnects":-0}`, `{"pid":99999999999}`, `{"keepalive":{"rtt_ms":1e999}}`, `{"extra":[1,{"a":null}],"state":"x"}`,
+	`{"last_error":"\ud800\udc00 \ud800 \u00e9"}`, `{"ſince":"long s folds to s"}`, `[1]`, `"up"`, `{"state":1}`, `{"state":"up"} x`,
+}
+
+// FuzzJSONReadStatus: ReadStatus accepts exactly what json.Unmarshal into
+// a Status accepts, and fills the same fields.
+func FuzzJSONReadStatus(f *testing.F) {
+	for _, d := range statusDocs {
+		f.Add([]byte(d))
+	}
+	for _, s := range representativeStatuses() {
+		b, _ := json.Marshal(s)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		got, err := parseStatus(doc)
+		var want Status
+		rerr := json.Unmarshal(doc, &want)
+		if errors.Is(err, jsonread.ErrTooDeep) {
+			return // the reference allows 10000 levels, we allow far fewer
+		}
+		if (err == nil) != (rerr == nil) {
+			t.Fatalf("%q: jsonread error %v, encoding/json error %v", doc, err, rerr)
+		}
+		if err == nil && !reflect.DeepEqual(*got, want) {
+			t.Fatalf("%q:\n got %+v\nwant %+v", doc, got, want)
+		}
+	})
+}
+
+func TestStatusDocsMatchEncodingJSON(t *testing.T) {
+	for _, d := range statusDocs {
+		got, err := parseStatus([]byte(d))
+		var want Status
+		rerr := json.Unmarshal([]byte(d), &want)
+		if (err == nil) != (rerr == nil) {
+			t.Errorf("%s: jsonread error %v, encoding/json error %v", d, err, rerr)
+			continue
+		}
+		if err == nil && !reflect.DeepEqual(*got, want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", d, got, want)
+		}
+	}
+}
