@@ -3,11 +3,10 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"time"
 
-	"github.com/vishvananda/netlink"
+	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
 // WANWatch watches the path to the broker until ctx ends. The daemon
@@ -41,25 +40,18 @@ func (p path) same(q path) bool {
 	return p.ok == q.ok && p.src == q.src && p.gw == q.gw && p.linkIdx == q.linkIdx
 }
 
-func routeTo(h *netlink.Handle, dst netip.Addr) path {
-	rs, err := h.RouteGet(net.IP(dst.AsSlice()))
-	if err != nil || len(rs) == 0 {
-		msg := "none"
-		if err != nil {
-			msg = err.Error()
-		}
-		return path{errorMsg: msg}
+func routeTo(h *rtlink.Handle, dst netip.Addr) path {
+	r, err := h.RouteGet(dst)
+	if err != nil {
+		return path{errorMsg: err.Error()}
 	}
-	r := rs[0]
-	src, _ := netip.AddrFromSlice(r.Src)
-	gw, _ := netip.AddrFromSlice(r.Gw)
-	return path{ok: true, src: src.Unmap(), gw: gw.Unmap(), linkIdx: r.LinkIndex}
+	return path{ok: true, src: r.Src.Unmap(), gw: r.Gw.Unmap(), linkIdx: r.Index}
 }
 
 // NetlinkWAN is the production WANWatch: it subscribes to the kernel's
 // address and route notifications of the current network namespace.
 func NetlinkWAN(ctx context.Context, targets <-chan netip.Addr, changed chan<- string) error {
-	h, err := netlink.NewHandle()
+	h, err := rtlink.NewHandle()
 	if err != nil {
 		return fmt.Errorf("wan watch: netlink: %w", err)
 	}
@@ -73,13 +65,9 @@ func NetlinkWAN(ctx context.Context, targets <-chan netip.Addr, changed chan<- s
 		default:
 		}
 	}
-	addrs := make(chan netlink.AddrUpdate, 64)
-	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		return fmt.Errorf("wan watch: subscribe to addresses: %w", err)
-	}
-	routes := make(chan netlink.RouteUpdate, 64)
-	if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{ErrorCallback: onErr}); err != nil {
-		return fmt.Errorf("wan watch: subscribe to routes: %w", err)
+	changes, err := rtlink.WatchChanges(done, onErr)
+	if err != nil {
+		return fmt.Errorf("wan watch: %w", err)
 	}
 	var target netip.Addr
 	var last path
@@ -98,14 +86,9 @@ func NetlinkWAN(ctx context.Context, targets <-chan netip.Addr, changed chan<- s
 		case t := <-targets:
 			target = t
 			last = routeTo(h, target)
-		case _, ok := <-addrs:
+		case _, ok := <-changes:
 			if !ok {
-				return fmt.Errorf("wan watch: address subscription closed")
-			}
-			kick()
-		case _, ok := <-routes:
-			if !ok {
-				return fmt.Errorf("wan watch: route subscription closed")
+				return fmt.Errorf("wan watch: address and route subscription closed")
 			}
 			kick()
 		case <-settle:

@@ -13,15 +13,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
 // LANPrefix is the /64 number subnet of delegated. It fails when the
@@ -105,7 +105,7 @@ func (ProcSysctl) Interfaces() ([]string, error) {
 
 // Router applies Plans. Its methods are safe for concurrent use.
 type Router struct {
-	h   *netlink.Handle
+	h   *rtlink.Handle
 	sys Sysctl
 	log *slog.Logger
 
@@ -117,7 +117,7 @@ type Router struct {
 }
 
 // New returns a Router using h for netlink and sys for sysctls.
-func New(h *netlink.Handle, sys Sysctl, log *slog.Logger) *Router {
+func New(h *rtlink.Handle, sys Sysctl, log *slog.Logger) *Router {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -161,16 +161,16 @@ func (r *Router) Apply(p Plan) error {
 	if err := r.forwarding(p.TunIf, p.LANIf); err != nil {
 		return err
 	}
-	addr := &netlink.Addr{IPNet: ipNet(p.address()), Flags: unix.IFA_F_NODAD}
-	if err := r.h.AddrReplace(lan, addr); err != nil {
+	addr := rtlink.Addr{Prefix: p.address(), Flags: unix.IFA_F_NODAD}
+	if err := r.h.AddrReplace(lan.Index, addr); err != nil {
 		return fmt.Errorf("router: address %v on %s: %w", p.address(), p.LANIf, err)
 	}
-	var unreach *netlink.Route
+	var unreach rtlink.Route
 	if p.Delegated.Bits() < 64 {
 		unreach = unreachable(p.Delegated, p.Metric)
 		if err := r.h.RouteReplace(unreach); err != nil {
 			if old := r.applied; old == nil || old.address() != p.address() || old.LANIf != p.LANIf {
-				_ = r.h.AddrDel(lan, addr)
+				_ = r.h.AddrDel(lan.Index, addr)
 			}
 			return fmt.Errorf("router: unreachable route %v: %w", p.Delegated, err)
 		}
@@ -223,7 +223,7 @@ func (r *Router) delAddr(p Plan) error {
 	if err != nil {
 		return nil // the device is gone, and its address with it
 	}
-	if err := r.h.AddrDel(lan, &netlink.Addr{IPNet: ipNet(p.address())}); err != nil && !gone(err) {
+	if err := r.h.AddrDel(lan.Index, rtlink.Addr{Prefix: p.address()}); err != nil && !gone(err) {
 		return fmt.Errorf("router: remove address %v: %w", p.address(), err)
 	}
 	return nil
@@ -308,21 +308,16 @@ func (r *Router) restoreForwarding(name string) error {
 	return nil
 }
 
-func unreachable(p netip.Prefix, metric int) *netlink.Route {
-	return &netlink.Route{
-		Dst:      ipNet(p.Masked()),
+func unreachable(p netip.Prefix, metric int) rtlink.Route {
+	return rtlink.Route{
+		Dst:      p.Masked(),
 		Type:     unix.RTN_UNREACHABLE,
-		Priority: metric,
+		Metric:   metric,
 		Protocol: unix.RTPROT_STATIC,
-		Family:   netlink.FAMILY_V6,
 	}
 }
 
 func gone(err error) bool {
 	return errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EADDRNOTAVAIL) ||
 		errors.Is(err, unix.ENODEV)
-}
-
-func ipNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 128)}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/jsklein/gogoc/internal/rtlink"
 	"github.com/jsklein/gogoc/tunnel"
 )
 
@@ -65,6 +66,7 @@ type lab struct {
 	name          string
 	ns            netns.NsHandle
 	h             *netlink.Handle
+	rt            *rtlink.Handle // what the Router gets; h is the reference
 	sys           nsSysctl
 	lan, tun, wan string
 }
@@ -98,6 +100,10 @@ func newLab(t *testing.T) *lab {
 		t.Fatal(err)
 	}
 	t.Cleanup(l.h.Close)
+	if l.rt, err = rtlink.NewHandleAt(l.ns); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.rt.Close)
 	l.sys = nsSysctl{l.ns}
 	return l
 }
@@ -148,7 +154,7 @@ func TestApplyReplaceRemove(t *testing.T) {
 		t.Fatalf("fresh namespace forwarding %s", got)
 	}
 	before := l.state(t)
-	r := New(l.h, l.sys, nil)
+	r := New(l.rt, l.sys, nil)
 	d1 := netip.MustParsePrefix("2001:db8:8000::/56")
 	lan1, _ := LANPrefix(d1, 0x12)
 	p1 := Plan{LANIf: l.lan, TunIf: l.tun, Delegated: d1, LAN: lan1}
@@ -202,7 +208,7 @@ func TestApplyReplaceRemove(t *testing.T) {
 
 func TestApplyRefusesAndKeepsPrevious(t *testing.T) {
 	l := newLab(t)
-	r := New(l.h, l.sys, nil)
+	r := New(l.rt, l.sys, nil)
 	d := netip.MustParsePrefix("2001:db8:8000::/56")
 	lan, _ := LANPrefix(d, 0)
 	if err := r.Apply(Plan{LANIf: l.lan, TunIf: l.tun, Delegated: d, LAN: lan}); err != nil {

@@ -7,7 +7,7 @@
 # Environment:
 #   ARCH            guest architecture (amd64; arm64 and mipsle on demand)
 #   VM_PKGS         Go packages whose tests run in the guest (./tunnel
-#                   ./cmd/gogoc); the guest also gets gogoc itself, built
+#                   ./cmd/gogoc ./internal/rtlink); the guest also gets gogoc itself, built
 #                   as `make build` does, for TestKernelDaemonIdle
 #   VM_RUN          -test.run pattern (^(TestKernel|TestDataPlane))
 #   VM_BENCH        1 (default): run the throughput comparison; 0: skip it
@@ -27,7 +27,7 @@
 set -euo pipefail
 
 ARCH=${1:-${ARCH:-amd64}}
-VM_PKGS=${VM_PKGS:-./tunnel ./cmd/gogoc}
+VM_PKGS=${VM_PKGS:-./tunnel ./cmd/gogoc ./internal/rtlink}
 VM_RUN=${VM_RUN:-^(TestKernel|TestDataPlane)}
 VM_BENCH=${VM_BENCH:-1}
 VM_IDLE=${VM_IDLE:-0}

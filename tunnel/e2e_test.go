@@ -124,7 +124,7 @@ func (l *lab) startBroker(t *testing.T) {
 		Addrs:          []netip.Prefix{netip.PrefixFrom(labServerV6, 128)},
 		Routes:         []netip.Prefix{labPool},
 		NetNS:          l.broker.h,
-		Netlink:        l.broker.nl,
+		Netlink:        l.broker.rt,
 		Log:            testLogger(t, "broker"),
 		DisableOffload: l.brokerPlain,
 		Control: func(fwd *Forwarder, from netip.AddrPort, msg []byte) {

@@ -170,7 +170,7 @@ func (e *engine) netToDevOnce() error {
 		table = e.peers.Load()
 	}
 	r := &e.conn.r
-	var dropped, controls uint64
+	var dropped uint64
 	for i := 0; i < n; i++ {
 		msg, seg := r.msgs[i], r.seg[i]
 		if msg == nil {
@@ -201,7 +201,9 @@ func (e *engine) netToDevOnce() error {
 				}
 				e.co.add(d)
 			case control:
-				controls++
+				// Counted before the handler runs: whoever the handler's
+				// event wakes must find it in Stats.
+				e.cnt.control.Add(1)
 				if e.control != nil {
 					e.control(r.from[i], d)
 				}
@@ -212,9 +214,6 @@ func (e *engine) netToDevOnce() error {
 	}
 	if dropped > 0 {
 		e.cnt.dropped.Add(dropped)
-	}
-	if controls > 0 {
-		e.cnt.control.Add(controls)
 	}
 	return e.flushRx()
 }

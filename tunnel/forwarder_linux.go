@@ -11,8 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
 // ForwarderConfig describes the broker side of userspace tunnels.
@@ -35,8 +36,8 @@ type ForwarderConfig struct {
 	// the client with f.AddPeer.
 	Control func(f *Forwarder, from netip.AddrPort, msg []byte)
 
-	NetNS     netns.NsHandle  // as in Config
-	Netlink   *netlink.Handle // as in Config
+	NetNS     netns.NsHandle // as in Config
+	Netlink   *rtlink.Handle // as in Config
 	Log       *slog.Logger
 	BatchSize int
 	// DisableOffload: as in Config.

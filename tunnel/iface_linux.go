@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"slices"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
 // undoStack records how to revert each applied step, so that a failed
@@ -43,32 +43,35 @@ func (u *undoStack) run() error {
 
 // isGone: the object to remove does not exist (any more).
 func isGone(err error) bool {
-	var nf netlink.LinkNotFoundError
-	return errors.As(err, &nf) || errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENODEV) ||
+	return rtlink.IsNotFound(err) || errors.Is(err, unix.ESRCH) || errors.Is(err, unix.ENODEV) ||
 		errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EADDRNOTAVAIL)
 }
 
-// tunnelKinds are the link kinds a gogoc run creates; a leftover of one of
-// them under our name is ours to remove, anything else is not.
-var tunnelKinds = []string{"tuntap", "sit", "ip6tnl", "ipip"}
+// tunnelKinds are the link kinds (IFLA_INFO_KIND) a gogoc run creates; a
+// leftover of one of them under our name is ours to remove, anything else
+// is not. A TUN device's kind is "tun".
+var tunnelKinds = []string{"tun", "sit", "ip6tnl", "ipip"}
 
 // removeLeftover deletes a device called name that an earlier, killed run
 // left behind (a kernel tunnel, or a TUN another process still holds).
 // Deleting the device takes its addresses and routes with it.
-func removeLeftover(h *netlink.Handle, name string, log *slog.Logger) error {
+func removeLeftover(h *rtlink.Handle, name string, log *slog.Logger) error {
 	l, err := h.LinkByName(name)
 	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
+		if rtlink.IsNotFound(err) {
 			return nil
 		}
 		return fmt.Errorf("look up %s: %w", name, err)
 	}
-	if !slices.Contains(tunnelKinds, l.Type()) {
-		return fmt.Errorf("%s (kind %s): %w", name, l.Type(), ErrNotOurs)
+	if !slices.Contains(tunnelKinds, l.Kind) {
+		kind := l.Kind
+		if kind == "" {
+			kind = "device" // no IFLA_INFO_KIND: loopback, hardware
+		}
+		return fmt.Errorf("%s (kind %s): %w", name, kind, ErrNotOurs)
 	}
-	log.Warn("removing leftover tunnel device", "if", name, "kind", l.Type())
-	if err := h.LinkDel(l); err != nil && !isGone(err) {
+	log.Warn("removing leftover tunnel device", "if", name, "kind", l.Kind)
+	if err := h.LinkDel(l.Index); err != nil && !isGone(err) {
 		return fmt.Errorf("remove leftover %s: %w", name, err)
 	}
 	return nil
@@ -107,35 +110,26 @@ func planFor(cfg Config) linkPlan {
 
 // configureLink applies plan to the device, pushing an undo step for each
 // thing added. The device is brought up before the routes, which need it.
-func configureLink(h *netlink.Handle, name string, plan linkPlan, undo *undoStack) error {
+func configureLink(h *rtlink.Handle, name string, plan linkPlan, undo *undoStack) error {
 	l, err := h.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("look up %s: %w", name, err)
 	}
-	if err := h.LinkSetMTU(l, plan.MTU); err != nil {
+	if err := h.LinkSetMTU(l.Index, plan.MTU); err != nil {
 		return fmt.Errorf("set MTU %d on %s: %w", plan.MTU, name, err)
 	}
 	for _, a := range plan.Addrs {
-		addr := &netlink.Addr{IPNet: ipNet(a), Flags: unix.IFA_F_NODAD}
-		if err := h.AddrAdd(l, addr); err != nil {
+		addr := rtlink.Addr{Prefix: a, Flags: unix.IFA_F_NODAD}
+		if err := h.AddrAdd(l.Index, addr); err != nil {
 			return fmt.Errorf("add address %v to %s: %w", a, name, err)
 		}
-		undo.push("address "+a.String(), func() error { return h.AddrDel(l, addr) })
+		undo.push("address "+a.String(), func() error { return h.AddrDel(l.Index, addr) })
 	}
-	if err := h.LinkSetUp(l); err != nil {
+	if err := h.LinkSetUp(l.Index); err != nil {
 		return fmt.Errorf("set %s up: %w", name, err)
 	}
 	for _, pr := range plan.Routes {
-		r := &netlink.Route{
-			LinkIndex: l.Attrs().Index,
-			Dst:       ipNet(pr.Dst),
-			Priority:  pr.Metric,
-			Protocol:  unix.RTPROT_STATIC,
-			Family:    netlink.FAMILY_V6,
-		}
-		if pr.Dst.Addr().Is4() {
-			r.Family = netlink.FAMILY_V4
-		}
+		r := rtlink.Route{Dst: pr.Dst, Index: l.Index, Metric: pr.Metric, Protocol: unix.RTPROT_STATIC}
 		if err := h.RouteAdd(r); err != nil {
 			if errors.Is(err, unix.EEXIST) {
 				return fmt.Errorf("route %v metric %d via %s: %w", pr.Dst, pr.Metric, name, ErrRouteConflict)
@@ -145,9 +139,4 @@ func configureLink(h *netlink.Handle, name string, plan linkPlan, undo *undoStac
 		undo.push("route "+pr.Dst.String(), func() error { return h.RouteDel(r) })
 	}
 	return nil
-}
-
-func ipNet(p netip.Prefix) *net.IPNet {
-	a := p.Addr()
-	return &net.IPNet{IP: net.IP(a.AsSlice()), Mask: net.CIDRMask(p.Bits(), a.BitLen())}
 }

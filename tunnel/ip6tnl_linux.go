@@ -3,11 +3,11 @@ package tunnel
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 
-	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
+	"github.com/jsklein/gogoc/internal/rtlink"
 	"github.com/jsklein/gogoc/tsp"
 )
 
@@ -39,7 +39,7 @@ func newKernelV4V6(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 	}
 	defer k.undo.rollbackOn(&err)
 	local := o.ClientV6
-	if !isLocal(h, netlink.FAMILY_V6, local) {
+	if !isLocal(h, unix.AF_INET6, local) {
 		local = netip.Addr{} // the route to the broker picks the source
 	}
 	if err := k.setUp(ctx, cfg, h, kernelDevice{
@@ -57,16 +57,14 @@ func newKernelV4V6(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 }
 
 // addIP6Tnl creates the ip6tnl device carrying IPv4 (ipip6) to remote.
-func addIP6Tnl(h *netlink.Handle, name string, mtu int, local, remote netip.Addr, undo *undoStack) error {
-	t := &netlink.Ip6tnl{
-		LinkAttrs: netlink.LinkAttrs{Name: name, MTU: mtu},
-		Remote:    net.IP(remote.AsSlice()),
-		Ttl:       kernelTunnelTTL,
-		Proto:     protoIPIP,
-		Flags:     ip6tnlIgnEncapLimit,
-	}
-	if local.IsValid() {
-		t.Local = net.IP(local.AsSlice())
+func addIP6Tnl(h *rtlink.Handle, name string, mtu int, local, remote netip.Addr, undo *undoStack) error {
+	t := rtlink.Ip6tnl{
+		Name: name, MTU: mtu,
+		Local:  local, // may be invalid: no local address
+		Remote: remote,
+		TTL:    kernelTunnelTTL,
+		Proto:  protoIPIP,
+		Flags:  ip6tnlIgnEncapLimit,
 	}
 	return addTunnelLink(h, t, local, remote, undo)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/jsklein/gogoc/internal/rtlink"
 	"github.com/jsklein/gogoc/tsp"
 )
 
@@ -38,9 +39,11 @@ type kernel struct {
 	session
 	index int
 
-	// mu guards nl (used for the counters, closed by Close) and last.
+	// genl speaks generic netlink (fou) in the tunnel's namespace.
+	genl *netlink.Handle
+	// mu guards rt (used for the counters, closed by Close) and last.
 	mu     sync.Mutex
-	nl     *netlink.Handle
+	rt     *rtlink.Handle
 	closed bool
 	last   Stats
 }
@@ -74,14 +77,14 @@ func newKernel(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 		}
 		p.remote = o.ServerV4
 		p.local = cfg.LocalV4
-		if !p.local.IsValid() && isLocal(h, netlink.FAMILY_V4, o.ClientV4) {
+		if !p.local.IsValid() && isLocal(h, unix.AF_INET, o.ClientV4) {
 			p.local = o.ClientV4
 		}
 	case tsp.V6UDPV4:
 		if p, err = fouParams(cfg.Conn); err != nil {
 			return nil, err
 		}
-		if _, err := k.nl.GenlFamilyGet("fou"); err != nil {
+		if _, err := k.genl.GenlFamilyGet("fou"); err != nil {
 			if errors.Is(err, unix.ENOENT) {
 				return nil, fmt.Errorf("fou: %w: %v", ErrNoKernelSupport, err)
 			}
@@ -111,20 +114,26 @@ func newKernel(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 
 // openKernel makes the kernel Tunnel with its own netlink handle, and
 // returns the handle to configure with: cfg.Netlink when given.
-func openKernel(cfg Config, mode string) (*kernel, *netlink.Handle, error) {
+func openKernel(cfg Config, mode string) (*kernel, *rtlink.Handle, error) {
 	k := &kernel{}
 	k.init(cfg, cfg.Log.With("if", cfg.IfName, "mode", mode, "plane", PlaneKernel))
-	// Our own handle also speaks generic netlink (fou) in the tunnel's
-	// namespace; cfg.Netlink, when given, still does the configuration.
-	nl, err := openKernelHandle(cfg.NetNS)
+	// Our own handles read the counters and speak generic netlink (fou)
+	// in the tunnel's namespace; cfg.Netlink, when given, still does the
+	// configuration.
+	rt, err := rtlink.NewHandleAt(cfg.NetNS)
 	if err != nil {
+		return nil, nil, fmt.Errorf("netlink handle: %w", err)
+	}
+	genl, err := openGenlHandle(cfg.NetNS)
+	if err != nil {
+		rt.Close()
 		return nil, nil, err
 	}
-	k.nl = nl
-	k.undo.push("netlink handle", func() error { nl.Close(); return nil })
+	k.rt, k.genl = rt, genl
+	k.undo.push("netlink handle", func() error { rt.Close(); genl.Close(); return nil })
 	h := cfg.Netlink
 	if h == nil {
-		h = nl
+		h = rt
 	}
 	return k, h, nil
 }
@@ -140,7 +149,7 @@ type kernelDevice struct {
 
 // setUp creates and configures the device d after removing a leftover of
 // the same name, then starts the keepalive.
-func (k *kernel) setUp(ctx context.Context, cfg Config, h *netlink.Handle, d kernelDevice) error {
+func (k *kernel) setUp(ctx context.Context, cfg Config, h *rtlink.Handle, d kernelDevice) error {
 	if err := removeLeftover(h, cfg.IfName, k.log); err != nil {
 		return err
 	}
@@ -154,7 +163,7 @@ func (k *kernel) setUp(ctx context.Context, cfg Config, h *netlink.Handle, d ker
 	if err != nil {
 		return fmt.Errorf("look up %s: %w", cfg.IfName, err)
 	}
-	k.index = l.Attrs().Index
+	k.index = l.Index
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("tunnel set-up: %w", err)
 	}
@@ -170,15 +179,15 @@ func (k *kernel) setUp(ctx context.Context, cfg Config, h *netlink.Handle, d ker
 	return nil
 }
 
-func openKernelHandle(ns netns.NsHandle) (*netlink.Handle, error) {
+func openGenlHandle(ns netns.NsHandle) (*netlink.Handle, error) {
 	var (
 		h   *netlink.Handle
 		err error
 	)
 	if ns > 0 {
-		h, err = netlink.NewHandleAt(ns, unix.NETLINK_ROUTE, unix.NETLINK_GENERIC)
+		h, err = netlink.NewHandleAt(ns, unix.NETLINK_GENERIC)
 	} else {
-		h, err = netlink.NewHandle(unix.NETLINK_ROUTE, unix.NETLINK_GENERIC)
+		h, err = netlink.NewHandle(unix.NETLINK_GENERIC)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("netlink handle: %w", err)
@@ -207,20 +216,20 @@ func fouParams(c net.Conn) (sitParams, error) {
 	return p, nil
 }
 
-// isLocal reports whether a, an address of family (netlink.FAMILY_V4 or
-// _V6), is assigned to an interface. The offer's client address is the one
+// isLocal reports whether a, an address of family (unix.AF_INET or
+// AF_INET6), is assigned to an interface. The offer's client address is the one
 // the broker saw, which a NAT (behind which it is the public IPv4), a NAT66
 // or a proxy may have changed.
-func isLocal(h *netlink.Handle, family int, a netip.Addr) bool {
-	if family == netlink.FAMILY_V4 && !a.Is4() || family == netlink.FAMILY_V6 && !a.Is6() {
+func isLocal(h *rtlink.Handle, family int, a netip.Addr) bool {
+	if family == unix.AF_INET && !a.Is4() || family == unix.AF_INET6 && !a.Is6() {
 		return false
 	}
-	addrs, err := h.AddrList(nil, family)
+	addrs, err := h.AddrList(0, family)
 	if err != nil {
 		return false
 	}
 	for _, ad := range addrs {
-		if ip, ok := netip.AddrFromSlice(ad.IP); ok && (ip == a || ip.Unmap() == a) {
+		if ip := ad.Prefix.Addr(); ip == a || ip.Unmap() == a {
 			return true
 		}
 	}
@@ -228,15 +237,13 @@ func isLocal(h *netlink.Handle, family int, a netip.Addr) bool {
 }
 
 // addSit creates the sit device, with fou encapsulation when p has ports.
-func addSit(h *netlink.Handle, name string, mtu int, p sitParams, undo *undoStack) error {
-	sit := &netlink.Sittun{
-		LinkAttrs: netlink.LinkAttrs{Name: name, MTU: mtu},
-		Remote:    net.IP(p.remote.AsSlice()),
-		Ttl:       kernelTunnelTTL,
-		PMtuDisc:  1, // the kernel refuses a fixed TTL without it
-	}
-	if p.local.IsValid() {
-		sit.Local = net.IP(p.local.AsSlice())
+func addSit(h *rtlink.Handle, name string, mtu int, p sitParams, undo *undoStack) error {
+	sit := rtlink.Sit{
+		Name: name, MTU: mtu,
+		Local:    p.local, // may be invalid: no local address
+		Remote:   p.remote,
+		TTL:      kernelTunnelTTL,
+		PMTUDisc: true, // the kernel refuses a fixed TTL without it
 	}
 	if p.sport != 0 {
 		sit.EncapType = tunnelEncapFOU
@@ -249,19 +256,20 @@ func addSit(h *netlink.Handle, name string, mtu int, p sitParams, undo *undoStac
 }
 
 // addTunnelLink creates the tunnel device l from local to remote.
-func addTunnelLink(h *netlink.Handle, l netlink.Link, local, remote netip.Addr, undo *undoStack) error {
-	name := l.Attrs().Name
-	if err := h.LinkAdd(l); err != nil {
+func addTunnelLink(h *rtlink.Handle, spec rtlink.LinkSpec, local, remote netip.Addr, undo *undoStack) error {
+	name := spec.LinkName()
+	l, err := h.LinkAdd(spec)
+	if err != nil {
 		if errors.Is(err, unix.EOPNOTSUPP) {
 			// rtnetlink knows no such kind: module missing or not loadable.
-			return fmt.Errorf("create %s device %s: %w: %v", l.Type(), name, ErrNoKernelSupport, err)
+			return fmt.Errorf("create %s device %s: %w: %v", spec.Kind(), name, ErrNoKernelSupport, err)
 		}
 		if errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("create %s device %s: a tunnel %v → %v exists already: %w", l.Type(), name, local, remote, err)
+			return fmt.Errorf("create %s device %s: a tunnel %v → %v exists already: %w", spec.Kind(), name, local, remote, err)
 		}
-		return fmt.Errorf("create %s device %s: %w", l.Type(), name, err)
+		return fmt.Errorf("create %s device %s: %w", spec.Kind(), name, err)
 	}
-	undo.push("device "+name, func() error { return h.LinkDel(l) })
+	undo.push("device "+name, func() error { return h.LinkDel(l.Index) })
 	return nil
 }
 
@@ -275,11 +283,11 @@ func (k *kernel) takeOver(c net.Conn, port uint16) error {
 		return fmt.Errorf("release the session socket: %w", err)
 	}
 	f := netlink.Fou{Family: netlink.FAMILY_V4, Port: int(port), Protocol: protoIPv6InIPv4, EncapType: netlink.FOU_ENCAP_DIRECT}
-	if err := k.nl.FouAdd(f); err != nil {
+	if err := k.genl.FouAdd(f); err != nil {
 		// The session socket is gone: no fall-back to userspace from here.
 		return fmt.Errorf("add fou port %d (the session socket is already released): %w", port, err)
 	}
-	k.undo.push(fmt.Sprintf("fou port %d", port), func() error { return k.nl.FouDel(f) })
+	k.undo.push(fmt.Sprintf("fou port %d", port), func() error { return k.genl.FouDel(f) })
 	return nil
 }
 
@@ -298,11 +306,11 @@ func (k *kernel) refreshLocked() {
 	if k.closed {
 		return
 	}
-	l, err := k.nl.LinkByIndex(k.index)
-	if err != nil || l.Attrs().Statistics == nil {
+	l, err := k.rt.LinkByIndex(k.index)
+	if err != nil || l.Stats == nil {
 		return
 	}
-	st := l.Attrs().Statistics
+	st := l.Stats
 	k.last = Stats{
 		TxPackets: st.TxPackets, TxBytes: st.TxBytes,
 		RxPackets: st.RxPackets, RxBytes: st.RxBytes,

@@ -275,7 +275,7 @@ func TestKernelV6UDPV4UserspaceBroker(t *testing.T) {
 		Addrs:   []netip.Prefix{netip.PrefixFrom(labServerV6, 128)},
 		Routes:  []netip.Prefix{netip.PrefixFrom(labClientV6, 128)},
 		NetNS:   l.broker.H,
-		Netlink: l.broker.NL,
+		Netlink: l.broker.RT,
 		Log:     testLogger(t, "broker"),
 		Control: func(f *Forwarder, from netip.AddrPort, msg []byte) {
 			if err := f.AddPeer(from, netip.PrefixFrom(labClientV6, 128)); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/jsklein/gogoc/internal/rtlink"
 	"github.com/jsklein/gogoc/internal/vmtest"
 )
 
@@ -37,6 +38,7 @@ type labNS struct {
 	name string
 	h    netns.NsHandle
 	nl   *netlink.Handle
+	rt   *rtlink.Handle // what the code under test gets; nl is the reference
 }
 
 // vm is the namespace as the shared test helpers take it.
@@ -55,6 +57,9 @@ func newLabNS(t testing.TB, role string) *labNS {
 		if ns.nl != nil {
 			ns.nl.Close()
 		}
+		if ns.rt != nil {
+			ns.rt.Close()
+		}
 		if ns.h > 0 {
 			ns.h.Close()
 		}
@@ -69,6 +74,9 @@ func newLabNS(t testing.TB, role string) *labNS {
 	ns.h = h
 	if ns.nl, err = netlink.NewHandleAt(h, unix.NETLINK_ROUTE); err != nil {
 		t.Fatalf("netlink in %s: %v", name, err)
+	}
+	if ns.rt, err = rtlink.NewHandleAt(h); err != nil {
+		t.Fatalf("rtlink in %s: %v", name, err)
 	}
 	ns.ip(t, "link", "set", "lo", "up")
 	// No duplicate address detection on the lab's links: a tentative

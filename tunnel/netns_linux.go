@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"runtime"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
+
+	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
 // InNetNS runs fn on an OS thread switched into ns, so that sockets and TUN
@@ -39,16 +39,11 @@ func InNetNS(ns netns.NsHandle, fn func() error) error {
 
 // netlinkHandle returns cfg's handle, or opens one in its namespace; owned
 // tells the caller to close it.
-func netlinkHandle(h *netlink.Handle, ns netns.NsHandle) (_ *netlink.Handle, owned bool, err error) {
+func netlinkHandle(h *rtlink.Handle, ns netns.NsHandle) (_ *rtlink.Handle, owned bool, err error) {
 	if h != nil {
 		return h, false, nil
 	}
-	if ns > 0 {
-		h, err = netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-	} else {
-		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
-	}
-	if err != nil {
+	if h, err = rtlink.NewHandleAt(ns); err != nil {
 		return nil, false, fmt.Errorf("netlink handle: %w", err)
 	}
 	return h, true, nil

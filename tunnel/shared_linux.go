@@ -10,8 +10,9 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
 // Set-up steps and tables the IPv6 (6in4, 6in4/UDP) and the v4v6 planes
@@ -30,7 +31,7 @@ func (u *undoStack) rollbackOn(err *error) {
 
 // tunSetup describes a TUN device to create and configure.
 type tunSetup struct {
-	Netlink *netlink.Handle // as in Config; nil: one for NetNS
+	Netlink *rtlink.Handle // as in Config; nil: one for NetNS
 	NetNS   netns.NsHandle
 	IfName  string
 	Offload bool

@@ -11,9 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/jsklein/gogoc/internal/rtlink"
 	"github.com/jsklein/gogoc/tsp"
 )
 
@@ -68,7 +68,7 @@ type Config struct {
 	NetNS netns.NsHandle
 	// Netlink, when set, is used for all interface configuration instead
 	// of a handle opened (in NetNS) by the tunnel. The caller keeps it.
-	Netlink *netlink.Handle
+	Netlink *rtlink.Handle
 	// LocalV4 is the local IPv4 of the proto-41 socket (v6v4). The default
 	// is Offer.ClientV4 when it is a local address, else the source the
 	// route to the broker picks.

@@ -11,8 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
 // ForwarderV4V6Config describes the broker side of userspace v4v6 tunnels.
@@ -28,8 +29,8 @@ type ForwarderV4V6Config struct {
 	// Routes are routed into the device, e.g. the client IPv4 pool.
 	Routes []netip.Prefix
 
-	NetNS     netns.NsHandle  // as in Config
-	Netlink   *netlink.Handle // as in Config
+	NetNS     netns.NsHandle // as in Config
+	Netlink   *rtlink.Handle // as in Config
 	Log       *slog.Logger
 	BatchSize int
 	// DisableOffload: as in Config.

@@ -33,7 +33,7 @@ func newKernelV4V6Lab(t *testing.T) *kernelV4V6Lab {
 	vmtest.Veth(t, l.client, "gv4c0", netip.PrefixFrom(v46ClientOuter, 64), l.broker, "gv4b0", netip.PrefixFrom(v46BrokerOuter, 64))
 	var undo undoStack
 	t.Cleanup(func() { _ = undo.run() })
-	if err := addIP6Tnl(l.broker.NL, k46BrokerIf, DefaultMTU, v46BrokerOuter, v46ClientOuter, &undo); err != nil {
+	if err := addIP6Tnl(l.broker.RT, k46BrokerIf, DefaultMTU, v46BrokerOuter, v46ClientOuter, &undo); err != nil {
 		t.Fatalf("broker ip6tnl: %v", err)
 	}
 	plan := linkPlan{
@@ -41,7 +41,7 @@ func newKernelV4V6Lab(t *testing.T) *kernelV4V6Lab {
 		Addrs:  []netip.Prefix{netip.PrefixFrom(v46ServerV4, 32)},
 		Routes: []plannedRoute{{Dst: netip.PrefixFrom(v46ClientV4, 32)}},
 	}
-	if err := configureLink(l.broker.NL, k46BrokerIf, plan, &undo); err != nil {
+	if err := configureLink(l.broker.RT, k46BrokerIf, plan, &undo); err != nil {
 		t.Fatalf("broker ip6tnl: %v", err)
 	}
 	return l
@@ -135,7 +135,7 @@ func TestKernelV4V6(t *testing.T) {
 func TestKernelV4V6LeftoverAndRollback(t *testing.T) {
 	l := newKernelV4V6Lab(t)
 	var undo undoStack
-	if err := addIP6Tnl(l.client.NL, k46If, DefaultMTU, v46ClientOuter, netip.MustParseAddr("2001:db8:46::99"), &undo); err != nil {
+	if err := addIP6Tnl(l.client.RT, k46If, DefaultMTU, v46ClientOuter, netip.MustParseAddr("2001:db8:46::99"), &undo); err != nil {
 		t.Fatal(err)
 	}
 	old := l.client.Link(t, k46If).Attrs().Index

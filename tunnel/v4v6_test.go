@@ -383,7 +383,7 @@ func startForwarderV4V6(t testing.TB, l *v4v6Lab, plain bool) *ForwarderV4V6 {
 	}
 	t.Cleanup(func() { conn.Close() })
 	fwd, err := NewForwarderV4V6(context.Background(), ForwarderV4V6Config{
-		Conn: conn, IfName: "tsps4", NetNS: l.broker.h, Netlink: l.broker.nl, Log: testLogger(t, "broker"),
+		Conn: conn, IfName: "tsps4", NetNS: l.broker.h, Netlink: l.broker.rt, Log: testLogger(t, "broker"),
 		Addrs: []netip.Prefix{netip.PrefixFrom(v46ServerV4, 32)}, Routes: []netip.Prefix{v46Pool4}, DisableOffload: plain,
 	})
 	if err != nil {

@@ -9,9 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/jsklein/gogoc/config"
+	"github.com/jsklein/gogoc/internal/rtlink"
 	"github.com/jsklein/gogoc/radv"
 	"github.com/jsklein/gogoc/router"
 	"github.com/jsklein/gogoc/tsp"
@@ -38,7 +37,7 @@ func newLAN(c *config.Config, log *slog.Logger) (lanSide, error) {
 	if c.IfPrefix == "" {
 		return nil, errors.New("router mode needs if_prefix (the LAN device)")
 	}
-	h, err := netlink.NewHandle()
+	h, err := rtlink.NewHandle()
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
@@ -50,7 +49,7 @@ func newLAN(c *config.Config, log *slog.Logger) (lanSide, error) {
 type lan struct {
 	cfg *config.Config
 	log *slog.Logger
-	h   *netlink.Handle
+	h   *rtlink.Handle
 	rt  *router.Router
 
 	mu     sync.Mutex

@@ -22,6 +22,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
 // Environment variables set by the VM lane's init (scripts/vm/init).
@@ -112,6 +114,9 @@ type NS struct {
 	Name string // for messages only
 	H    netns.NsHandle
 	NL   *netlink.Handle // route and generic netlink inside the namespace
+	// RT is gogoc's own rtnetlink handle inside the namespace, what the
+	// code under test is given; NL is the independent reference.
+	RT *rtlink.Handle
 }
 
 // newNetNS creates a namespace without switching the caller's thread.
@@ -150,10 +155,16 @@ func NewNS(t testing.TB, name string) *NS {
 		if ns.NL != nil {
 			ns.NL.Close()
 		}
+		if ns.RT != nil {
+			ns.RT.Close()
+		}
 		ns.H.Close()
 	})
 	if ns.NL, err = netlink.NewHandleAt(h, unix.NETLINK_ROUTE, unix.NETLINK_GENERIC); err != nil {
 		t.Fatalf("netlink in %s: %v", name, err)
+	}
+	if ns.RT, err = rtlink.NewHandleAt(h); err != nil {
+		t.Fatalf("rtlink in %s: %v", name, err)
 	}
 	lo, err := ns.NL.LinkByName("lo")
 	if err != nil {
