@@ -4,12 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jsklein/gogoc/internal/logx"
 )
 
 // uciFile builds /etc/config/gogoc text from option lines.
@@ -539,7 +540,7 @@ func TestPasswordNeverShown(t *testing.T) {
 		{"legacy quoted", FormatLegacy, "server=b.example.net\nuserid=u\npasswd='" + pw + "'\n"},
 	}
 	var logs strings.Builder
-	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	logger := logx.Writer(&logs, logx.LevelInfo)
 	for _, f := range files {
 		c, warns, err := Parse("conf", []byte(f.text), f.format)
 		if f.name == "valid uci" && err != nil {

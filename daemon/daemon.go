@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jsklein/gogoc/config"
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/router"
 	"github.com/jsklein/gogoc/tsp"
 	"github.com/jsklein/gogoc/tunnel"
@@ -51,7 +51,7 @@ type Options struct {
 	// "userspace".
 	PlaneOf func(tunnel.Tunnel) string
 	LAN     LAN // nil outside router mode
-	Log     *slog.Logger
+	Log     *logx.Logger
 	// Dial opens the TSP sockets; nil dials real ones with RUDP.
 	Dial tsp.DialFunc
 	// RUDP tunes the retransmission of the real sockets. Zero InitialRTO
@@ -95,7 +95,7 @@ const DefaultRTO = time.Second
 // Daemon supervises one tunnel. Create it with New and call Run once.
 type Daemon struct {
 	o          Options
-	log        *slog.Logger
+	log        *logx.Logger
 	statusPath string
 	stateDir   string
 	minAttempt time.Duration
@@ -123,7 +123,7 @@ func New(o Options) (*Daemon, error) {
 		return nil, errors.New("daemon: Config and NewTunnel are required")
 	}
 	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
+		o.Log = logx.Discard()
 	}
 	if o.StableAfter <= 0 {
 		o.StableAfter = DefaultStableAfter
@@ -324,9 +324,9 @@ func (d *Daemon) transition(to State, reason string) {
 		d.clearTunnelLocked()
 	}
 	d.mu.Unlock()
-	level := slog.LevelInfo
+	level := logx.LevelInfo
 	if to == StateLost || to == StateBackoff {
-		level = slog.LevelWarn
+		level = logx.LevelWarn
 	}
 	d.log.Log(context.Background(), level, "state "+string(to), "from", string(from), "reason", reason)
 	if d.o.OnTransition != nil {

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jsklein/gogoc/config"
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/testbroker"
 	"github.com/jsklein/gogoc/tsp"
 	"github.com/jsklein/gogoc/tunnel"
@@ -83,7 +83,7 @@ func (p *fakePlane) next(t *testing.T, within time.Duration) *fakeTunnel {
 func startBroker(t testing.TB, cfg testbroker.Config, udpAddr string) (*testbroker.Server, string) {
 	t.Helper()
 	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
+		cfg.Log = logx.Discard()
 	}
 	s, err := testbroker.New(cfg)
 	if err != nil {
@@ -168,8 +168,8 @@ func waitState(t testing.TB, d *Daemon, s State, within time.Duration) {
 }
 
 // testLog logs into the test's output at debug level.
-func testLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+func testLog(t testing.TB) *logx.Logger {
+	return logx.Writer(t.Output(), logx.LevelDebug)
 }
 
 // loopbackBase is "127.A.B." unique to this process, so that brokers on the

@@ -262,7 +262,7 @@ func TestDaemonLogsNoSecrets(t *testing.T) {
 			c.AuthMethod, c.UserID, c.Password = mech, user, "Tr0ub4dor&3-horse"
 			rec := &sentRecorder{}
 			plane := newFakePlane()
-			d, err := New(Options{Config: c, NewTunnel: plane.build, StatusFile: filepath.Join(dir, "s.json"), Log: l.Logger, Dial: rec.dial})
+			d, err := New(Options{Config: c, NewTunnel: plane.build, StatusFile: filepath.Join(dir, "s.json"), Log: l, Dial: rec.dial})
 			if err != nil {
 				t.Fatal(err)
 			}

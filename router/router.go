@@ -12,7 +12,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
@@ -107,7 +107,7 @@ func (ProcSysctl) Interfaces() ([]string, error) {
 type Router struct {
 	h   *rtlink.Handle
 	sys Sysctl
-	log *slog.Logger
+	log *logx.Logger
 
 	mu      sync.Mutex
 	applied *Plan
@@ -117,9 +117,9 @@ type Router struct {
 }
 
 // New returns a Router using h for netlink and sys for sysctls.
-func New(h *rtlink.Handle, sys Sysctl, log *slog.Logger) *Router {
+func New(h *rtlink.Handle, sys Sysctl, log *logx.Logger) *Router {
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = logx.Discard()
 	}
 	if sys == nil {
 		sys = ProcSysctl{}

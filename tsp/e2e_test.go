@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/secret"
 	"github.com/jsklein/gogoc/internal/testbroker"
 	"github.com/jsklein/gogoc/tsp"
@@ -367,7 +367,7 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 
 func TestNoSecretsInLogs(t *testing.T) {
 	var logs lockedBuffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug - 8}))
+	log := logx.Writer(&logs, logx.LevelDebug-8)
 	b := startBroker(t, "127.0.0.1", func(c *testbroker.Config) { c.Log = log })
 	for _, auth := range []tsp.AuthMethod{tsp.AuthPlain, tsp.AuthDigestMD5} {
 		for _, pass := range []string{testPass, "wrong-" + testPass} {

@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/jsklein/gogoc/internal/logx"
 )
 
 // ErrRedirectLoop: following redirects led back to a broker already tried,
@@ -42,7 +43,7 @@ type Negotiator struct {
 	// distance (spec §7.1). Servers it leaves out are not tried.
 	OrderBrokers func(ctx context.Context, servers []string) []string
 	CNonce       func() string
-	Log          *slog.Logger
+	Log          *logx.Logger
 }
 
 // Result is a negotiated, not yet accepted, tunnel.
@@ -308,9 +309,9 @@ func (r *Result) discard() {
 	_ = r.Session.T.Close()
 }
 
-func (n *Negotiator) log() *slog.Logger {
+func (n *Negotiator) log() *logx.Logger {
 	if n.Log == nil {
-		return slog.New(slog.DiscardHandler)
+		return logx.Discard()
 	}
 	return n.Log
 }

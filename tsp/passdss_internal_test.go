@@ -16,7 +16,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/big"
 	"net/netip"
 	"os"
@@ -26,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/secret"
 	"github.com/jsklein/gogoc/internal/testbroker"
 	"github.com/jsklein/gogoc/tsp/knownkeys"
@@ -211,7 +211,7 @@ func TestPassDSSNoSecretsInLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
-	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug - 8}))
+	log := logx.Writer(&logs, logx.LevelDebug-8)
 	srv, err := testbroker.New(testbroker.Config{Auth: []string{testbroker.AuthPassDSS}, Users: map[string]string{"alice": pass},
 		DSAKey: key, ServerV4: netip.MustParseAddr("127.0.0.1"), Log: log})
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"crypto/dsa"
 	"encoding/base64"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/testbroker"
 	"github.com/jsklein/gogoc/tsp"
 	"github.com/jsklein/gogoc/tsp/knownkeys"
@@ -214,7 +214,7 @@ func flipB64(msg []byte, at func(n int) int) []byte {
 
 func TestPassDSSRefusals(t *testing.T) {
 	var logs lockedBuffer
-	blog := slog.New(slog.NewTextHandler(&logs, nil))
+	blog := logx.Writer(&logs, logx.LevelInfo)
 	b := startBroker(t, "127.0.0.1", func(c *testbroker.Config) { c.Log = blog })
 	forger := startBroker(t, "127.0.0.1", func(c *testbroker.Config) { c.Faults.BadSignature = true })
 	path := knownKeys(t, "broker.test", mustKey(t, brokerKey))

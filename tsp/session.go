@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/jsklein/gogoc/internal/logx"
 )
 
 // versionOrder is the order the old client falls back through (spec §2.4);
@@ -23,7 +24,7 @@ type Session struct {
 	Request Request
 	// CNonce overrides the DIGEST-MD5 client nonce (tests, golden vectors).
 	CNonce func() string
-	Log    *slog.Logger
+	Log    *logx.Logger
 
 	// Filled in by Negotiate.
 	Capability Capability
@@ -38,9 +39,9 @@ func (s *Session) version() string {
 	return s.Version
 }
 
-func (s *Session) log() *slog.Logger {
+func (s *Session) log() *logx.Logger {
 	if s.Log == nil {
-		return slog.New(slog.DiscardHandler)
+		return logx.Discard()
 	}
 	return s.Log
 }

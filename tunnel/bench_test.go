@@ -2,13 +2,14 @@ package tunnel
 
 import (
 	"bytes"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/jsklein/gogoc/internal/logx"
 )
 
 // benchPair is two engines joined by connected UDP sockets on loopback, as
@@ -42,8 +43,8 @@ func newBenchPair(tb testing.TB, offload bool) *benchPair {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { ca.Close(); cz.Close() })
-	setSocketBuffers(ca, socketBuffer, slog.New(slog.DiscardHandler))
-	setSocketBuffers(cz, socketBuffer, slog.New(slog.DiscardHandler))
+	setSocketBuffers(ca, socketBuffer, logx.Discard())
+	setSocketBuffers(cz, socketBuffer, logx.Discard())
 
 	p := &benchPair{}
 	mk := func(c *net.UDPConn) (*engine, int) {
@@ -65,7 +66,7 @@ func newBenchPair(tb testing.TB, offload bool) *benchPair {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		e.cnt, e.log, e.closing = &counters{}, slog.New(slog.DiscardHandler), &p.closing
+		e.cnt, e.log, e.closing = &counters{}, logx.Discard(), &p.closing
 		return e, fds[1]
 	}
 	p.a, p.kernA = mk(ca)

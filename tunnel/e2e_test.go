@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/vmtest"
 	"github.com/jsklein/gogoc/tsp"
 )
@@ -214,11 +214,11 @@ func (l *lab) up(t *testing.T, cfg Config) Tunnel {
 	return tun
 }
 
-func testLogger(t testing.TB, side string) *slog.Logger {
+func testLogger(t testing.TB, side string) *logx.Logger {
 	if !testing.Verbose() {
-		return slog.New(slog.DiscardHandler)
+		return logx.Discard()
 	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})).With("side", side)
+	return logx.Writer(tWriter{t}, logx.LevelDebug).With("side", side)
 }
 
 type tWriter struct{ t testing.TB }

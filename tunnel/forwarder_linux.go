@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
@@ -38,7 +38,7 @@ type ForwarderConfig struct {
 
 	NetNS     netns.NsHandle // as in Config
 	Netlink   *rtlink.Handle // as in Config
-	Log       *slog.Logger
+	Log       *logx.Logger
 	BatchSize int
 	// DisableOffload: as in Config.
 	DisableOffload bool
@@ -50,7 +50,7 @@ type ForwarderConfig struct {
 // when their source is one of that peer's prefixes (as tsps checks).
 type Forwarder struct {
 	cfg  ForwarderConfig
-	log  *slog.Logger
+	log  *logx.Logger
 	dev  *tunDevice
 	eng  *engine
 	undo undoStack
@@ -102,7 +102,7 @@ func NewForwarder(ctx context.Context, cfg ForwarderConfig) (_ *Forwarder, err e
 		cfg.BatchSize = defaultBatch
 	}
 	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
+		cfg.Log = logx.Discard()
 	}
 	f := &Forwarder{cfg: cfg, log: cfg.Log.With("if", cfg.IfName, "side", "broker")}
 	f.peers.Store(buildTable(map[netip.AddrPort][]netip.Prefix{}))

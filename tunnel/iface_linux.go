@@ -3,12 +3,12 @@ package tunnel
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"slices"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
@@ -55,7 +55,7 @@ var tunnelKinds = []string{"tun", "sit", "ip6tnl", "ipip"}
 // removeLeftover deletes a device called name that an earlier, killed run
 // left behind (a kernel tunnel, or a TUN another process still holds).
 // Deleting the device takes its addresses and routes with it.
-func removeLeftover(h *rtlink.Handle, name string, log *slog.Logger) error {
+func removeLeftover(h *rtlink.Handle, name string, log *logx.Logger) error {
 	l, err := h.LinkByName(name)
 	if err != nil {
 		if rtlink.IsNotFound(err) {

@@ -3,9 +3,10 @@ package tunnel
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/jsklein/gogoc/internal/logx"
 )
 
 // Clock is the time source of the prober; tests use a fake one.
@@ -166,7 +167,7 @@ type prober struct {
 	clock    Clock
 	interval time.Duration
 	emit     func(Event)
-	log      *slog.Logger
+	log      *logx.Logger
 
 	mu    sync.Mutex
 	track *lossTracker
@@ -177,7 +178,7 @@ type echoReply struct {
 	at  time.Time
 }
 
-func newProber(k KeepaliveConfig, conn PingConn, emit func(Event), log *slog.Logger) *prober {
+func newProber(k KeepaliveConfig, conn PingConn, emit func(Event), log *logx.Logger) *prober {
 	return &prober{
 		conn:     conn,
 		clock:    k.Clock,

@@ -3,10 +3,11 @@ package tunnel
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jsklein/gogoc/internal/logx"
 )
 
 var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -188,7 +189,7 @@ type proberHarness struct {
 func newProberHarness(t *testing.T, interval, timeout time.Duration, misses int) *proberHarness {
 	h := &proberHarness{t: t, clock: newFakeClock(), ping: newFakePing(), events: make(chan Event, 10)}
 	k := KeepaliveConfig{Interval: interval, Timeout: timeout, Misses: misses, Clock: h.clock}
-	h.p = newProber(k, h.ping, func(e Event) { h.events <- e }, slog.New(slog.DiscardHandler))
+	h.p = newProber(k, h.ping, func(e Event) { h.events <- e }, logx.Discard())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { h.p.run(ctx); close(done) }()
@@ -308,7 +309,7 @@ func TestProberReportsSocketFailure(t *testing.T) {
 	ping := &errPing{newFakePing()}
 	events := make(chan Event, 1)
 	k := KeepaliveConfig{Interval: time.Second, Timeout: time.Second, Misses: 3, Clock: newFakeClock()}
-	p := newProber(k, ping, func(e Event) { events <- e }, slog.New(slog.DiscardHandler))
+	p := newProber(k, ping, func(e Event) { events <- e }, logx.Discard())
 	done := make(chan struct{})
 	go func() { p.run(context.Background()); close(done) }()
 	select {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/tsp"
 )
 
@@ -56,7 +56,7 @@ func New(ctx context.Context, cfg Config) (Tunnel, error) {
 	}
 	log := cfg.Log
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = logx.Discard()
 	}
 
 	var kernelFn, userFn func(context.Context, Config) (Tunnel, error)

@@ -3,7 +3,6 @@ package tunnel
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"maps"
 	"net/netip"
 	"slices"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
@@ -43,7 +43,7 @@ type tunSetup struct {
 // setUpTUN removes a leftover device of the same name, opens the TUN
 // device in its namespace and configures it by s.Plan, pushing the undo of
 // each step on undo.
-func setUpTUN(s tunSetup, undo *undoStack, log *slog.Logger) (*tunDevice, error) {
+func setUpTUN(s tunSetup, undo *undoStack, log *logx.Logger) (*tunDevice, error) {
 	h, owned, err := netlinkHandle(s.Netlink, s.NetNS)
 	if err != nil {
 		return nil, err
@@ -168,7 +168,7 @@ func (t *prefixTable[K]) withoutPeer(peer K) map[K][]netip.Prefix {
 // session is the part of a client Tunnel every plane has alike: name,
 // events, keepalive prober and the undo stack of its set-up.
 type session struct {
-	log    *slog.Logger
+	log    *logx.Logger
 	name   string
 	prober *prober
 	cancel context.CancelFunc // stops the prober
@@ -183,7 +183,7 @@ type session struct {
 	closeErr  error
 }
 
-func (s *session) init(cfg Config, log *slog.Logger) {
+func (s *session) init(cfg Config, log *logx.Logger) {
 	s.log, s.name = log, cfg.IfName
 	s.events = make(chan Event, 16)
 	s.sink = eventSink{ch: s.events, cnt: &s.cnt, now: cfg.Keepalive.Clock.Now}
@@ -233,7 +233,7 @@ func (s *session) keepaliveStats(st Stats) Stats {
 // packet loops: where they count, how they report, when they stop.
 type pumpState struct {
 	cnt     *counters
-	log     *slog.Logger
+	log     *logx.Logger
 	closing *atomic.Bool
 	// fail reports an error that stopped a pump.
 	fail func(error)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/rtlink"
 	"github.com/jsklein/gogoc/tsp"
 )
@@ -74,7 +74,7 @@ type Config struct {
 	// route to the broker picks.
 	LocalV4 netip.Addr
 
-	Log *slog.Logger
+	Log *logx.Logger
 
 	// BatchSize is the number of packets moved per system call; default 64.
 	BatchSize int
@@ -278,7 +278,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.BatchSize = defaultBatch
 	}
 	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
+		cfg.Log = logx.Discard()
 	}
 	k := &cfg.Keepalive
 	if k.Interval == 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/tsp"
 )
 
@@ -120,7 +120,7 @@ func checkUDPConn(c net.Conn) error {
 
 // setSocketBuffers enlarges the socket buffers, past the sysctl limits when
 // privileged; failure only costs throughput.
-func setSocketBuffers(c any, size int, log *slog.Logger) {
+func setSocketBuffers(c any, size int, log *logx.Logger) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
@@ -31,7 +31,7 @@ type ForwarderV4V6Config struct {
 
 	NetNS     netns.NsHandle // as in Config
 	Netlink   *rtlink.Handle // as in Config
-	Log       *slog.Logger
+	Log       *logx.Logger
 	BatchSize int
 	// DisableOffload: as in Config.
 	DisableOffload bool
@@ -43,7 +43,7 @@ type ForwarderV4V6Config struct {
 // client go into the device only when their inner source is one of its
 // prefixes.
 type ForwarderV4V6 struct {
-	log  *slog.Logger
+	log  *logx.Logger
 	conn net.PacketConn
 	dev  *tunDevice
 	pump *pump4
@@ -84,7 +84,7 @@ func NewForwarderV4V6(ctx context.Context, cfg ForwarderV4V6Config) (_ *Forwarde
 		cfg.BatchSize = defaultBatch
 	}
 	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
+		cfg.Log = logx.Discard()
 	}
 	f := &ForwarderV4V6{conn: cfg.Conn, log: cfg.Log.With("if", cfg.IfName, "side", "broker", "mode", "v4v6")}
 	f.peers.Store(buildTable4(map[netip.Addr][]netip.Prefix{}))

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/jsklein/gogoc/daemon"
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/testbroker"
 	"github.com/jsklein/gogoc/tunnel"
 )
@@ -375,7 +375,7 @@ func TestDaemonBrokerList(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	slow, err := testbroker.New(testbroker.Config{Faults: testbroker.Faults{Delay: 20 * time.Millisecond}, Log: slog.New(slog.DiscardHandler)})
+	slow, err := testbroker.New(testbroker.Config{Faults: testbroker.Faults{Delay: 20 * time.Millisecond}, Log: logx.Discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/jsklein/gogoc/config"
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/rtlink"
 	"github.com/jsklein/gogoc/radv"
 	"github.com/jsklein/gogoc/router"
@@ -30,7 +30,7 @@ type lanSide interface {
 }
 
 // newLAN returns the LAN side for a router configuration, nil for a host.
-func newLAN(c *config.Config, log *slog.Logger) (lanSide, error) {
+func newLAN(c *config.Config, log *logx.Logger) (lanSide, error) {
 	if c.HostType != config.HostTypeRouter {
 		return nil, nil
 	}
@@ -48,7 +48,7 @@ func newLAN(c *config.Config, log *slog.Logger) (lanSide, error) {
 // Server that lives from the first Up to Close.
 type lan struct {
 	cfg *config.Config
-	log *slog.Logger
+	log *logx.Logger
 	h   *rtlink.Handle
 	rt  *router.Router
 

@@ -2,23 +2,23 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/jsklein/gogoc/config"
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/tsp"
 )
 
 func TestRouterLANOnlyForRouters(t *testing.T) {
 	c := config.Defaults(config.FormatLegacy)
-	l, err := newLAN(&c, slog.New(slog.DiscardHandler))
+	l, err := newLAN(&c, logx.Discard())
 	if l != nil || err != nil {
 		t.Fatalf("host_type host: %v, %v; want nil, nil", l, err)
 	}
 	c.HostType = config.HostTypeRouter
-	if _, err := newLAN(&c, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "if_prefix") {
+	if _, err := newLAN(&c, logx.Discard()); err == nil || !strings.Contains(err.Error(), "if_prefix") {
 		t.Fatalf("router without if_prefix: %v", err)
 	}
 }
@@ -29,7 +29,7 @@ func TestRouterLANOnlyForRouters(t *testing.T) {
 func TestRouterLANUpChecksDelegation(t *testing.T) {
 	c := config.Defaults(config.FormatLegacy)
 	c.HostType, c.IfPrefix, c.PrefixLen, c.SubnetID = config.HostTypeRouter, "grt-none", 48, 0x100
-	l := &lan{cfg: &c, log: slog.New(slog.DiscardHandler)}
+	l := &lan{cfg: &c, log: logx.Discard()}
 	for _, tt := range []struct {
 		prefix string
 		want   string

@@ -7,12 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/tsp"
 )
 
@@ -42,11 +42,11 @@ func cmdNegotiate(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	req, creds := tspParams(c)
-	level := slog.LevelWarn
+	level := logx.LevelWarn
 	if *verbose {
-		level = slog.LevelDebug
+		level = logx.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := logx.Writer(stderr, level)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

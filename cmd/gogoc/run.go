@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -63,7 +62,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer lg.Close()
-	log := lg.Logger
+	log := lg
 
 	lan, err := newLAN(c, log)
 	if err != nil {
@@ -129,7 +128,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 // reload re-reads the configuration with the same flags on top (SIGHUP).
 // A configuration that no longer loads keeps the running one (nil). The
 // status file stays where it was until a restart.
-func reload(bf *brokerFlags, fs *flag.FlagSet, log *slog.Logger, stderr io.Writer) *config.Config {
+func reload(bf *brokerFlags, fs *flag.FlagSet, log *logx.Logger, stderr io.Writer) *config.Config {
 	c, ok := bf.config(fs, "gogoc reload", stderr)
 	if !ok {
 		log.Error("SIGHUP: the configuration has errors; keeping the running one")

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/testbroker"
 	"github.com/jsklein/gogoc/tunnel"
 )
@@ -29,7 +29,7 @@ type dataPlaneConfig struct {
 	PrefixPool netip.Prefix // routed into the v6udpv4 device
 	V6V4       bool         // also carry v6v4 (raw protocol-41 socket)
 	V4V6Pool   netip.Prefix // when valid, also carry v4v6 for this client IPv4 pool (dataplane_v4v6.go)
-	Log        *slog.Logger
+	Log        *logx.Logger
 }
 
 // dataPlane implements testbroker.DataPlane with tunnel.Forwarder.
@@ -46,7 +46,7 @@ type dataPlaneConfig struct {
 // client's IPv4. Its device carries no pool routes (they point at the
 // v6udpv4 device); each session's /128 and prefix are routed to it.
 type dataPlane struct {
-	log *slog.Logger
+	log *logx.Logger
 
 	udp  *tunnel.Forwarder
 	hub  *net.UDPConn // the Forwarder's loopback socket

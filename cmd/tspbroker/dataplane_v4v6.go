@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/testbroker"
 	"github.com/jsklein/gogoc/tunnel"
 )
@@ -20,7 +20,7 @@ const sessV4V6 = "v4v6"
 // source the session came from, which is what the offer told them to send
 // from.
 type v4v6Plane struct {
-	log  *slog.Logger
+	log  *logx.Logger
 	conn *net.IPConn
 	fwd  *tunnel.ForwarderV4V6
 
@@ -30,7 +30,7 @@ type v4v6Plane struct {
 
 // newV4V6Plane needs the server's inner IPv4 (first host of pool4, as the
 // testbroker offers it) and the pool.
-func newV4V6Plane(ctx context.Context, pool4 netip.Prefix, log *slog.Logger) (_ *v4v6Plane, err error) {
+func newV4V6Plane(ctx context.Context, pool4 netip.Prefix, log *logx.Logger) (_ *v4v6Plane, err error) {
 	p := &v4v6Plane{log: log, owner: map[netip.Addr]uint64{}}
 	// Unbound: the broker may listen on several IPv6 addresses; the
 	// kernel's source choice towards a client is the address it reached.

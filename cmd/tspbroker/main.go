@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -21,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/testbroker"
 )
 
@@ -86,9 +86,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 
-	level := slog.LevelInfo
+	level := logx.LevelInfo
 	if *verbose {
-		level = slog.LevelDebug
+		level = logx.LevelDebug
 	}
 	cfg := testbroker.Config{
 		Tunnels:           splitList(*tunnels),
@@ -103,7 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		StrictRUDP:        *strict,
 		Faults:            testbroker.Faults{RedirectPhase: *redirPh},
 		Limits:            testbroker.Limits{MaxSessions: *maxSess, MaxPerSource: *perSource, IdleTimeout: *idle},
-		Log:               slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		Log:               logx.Writer(stderr, level),
 	}
 	var err error
 	for _, u := range users {

@@ -1,23 +1,30 @@
-// Package logx is gogoc's logging: one slog.Logger that writes each record
+// Package logx is gogoc's logging: one Logger that writes each record
 // to stdout, stderr, syslog and a size-rotated file, each destination with
 // its own level 0..3 as the old client's log_* keys (spec §12.6): a message
 // goes to every destination whose level is at least the message's (errors
 // and warnings 1, information 2, debug 3; 0 turns a destination off).
 // Registered secrets are replaced in every line before it is written, a
 // last line of defence behind the rule that nothing logs them.
+//
+// The call style is log/slog's (msg, then key-value pairs) and the line
+// spelling is slog's text handler's, but the package does not use log/slog:
+// importing it links its handlers and, through them, encoding/json, about
+// 0.45 MiB of a mips binary.
 package logx
 
 import (
-	"bytes"
 	"context"
+	"encoding"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // Options choose the destinations. A level of 0 turns one off.
@@ -43,14 +50,40 @@ type Options struct {
 	Now     func() time.Time
 }
 
-// Logger is a slog.Logger with destinations that need closing.
+// Level orders messages; the values are log/slog's.
+type Level int
+
+// The levels gogoc logs at.
+const (
+	LevelDebug Level = -4
+	LevelInfo  Level = 0
+	LevelWarn  Level = 4
+	LevelError Level = 8
+)
+
+// Logger writes to the destinations of the New call it came from. A nil
+// *Logger discards everything, so a component may be given none.
 type Logger struct {
-	*slog.Logger
-	core *core
+	core  *core
+	attrs []byte // pre-formatted key=value pairs from With
 }
+
+// Writer returns a Logger that writes messages at level and above to w,
+// for command-line tools and tests.
+func Writer(w io.Writer, level Level) *Logger {
+	c := &core{o: Options{Stderr: w, StderrLevel: required(level), Now: time.Now, Tag: "gogoc"}}
+	c.min.Store(int32(c.lowestLevel()))
+	return &Logger{core: c}
+}
+
+// Discard returns a Logger that writes nothing.
+func Discard() *Logger { return nil }
 
 // Close closes the file and the syslog socket.
 func (l *Logger) Close() error {
+	if l == nil {
+		return nil
+	}
 	l.core.mu.Lock()
 	defer l.core.mu.Unlock()
 	var errs []error
@@ -66,6 +99,9 @@ func (l *Logger) Close() error {
 // Dropped counts lines a destination could not take (syslog down, disk
 // full); logging never blocks or fails the daemon.
 func (l *Logger) Dropped() uint64 {
+	if l == nil {
+		return 0
+	}
 	l.core.mu.Lock()
 	defer l.core.mu.Unlock()
 	return l.core.dropped
@@ -78,9 +114,7 @@ func New(o Options) (*Logger, error) {
 	if err := c.configure(o); err != nil {
 		return nil, err
 	}
-	h := &handler{core: c}
-	h.inner = slog.NewTextHandler(&c.buf, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: dropBuiltins})
-	return &Logger{Logger: slog.New(h), core: c}, nil
+	return &Logger{core: c}, nil
 }
 
 // Reconfigure switches to new destinations and levels (SIGHUP), keeping
@@ -100,7 +134,8 @@ func (l *Logger) Reconfigure(o Options) error {
 	if c.syslog != nil {
 		_ = c.syslog.close()
 	}
-	c.o, c.secrets, c.file, c.syslog, c.min = n.o, n.secrets, n.file, n.syslog, n.min
+	c.o, c.secrets, c.file, c.syslog = n.o, n.secrets, n.file, n.syslog
+	c.min.Store(n.min.Load())
 	return nil
 }
 
@@ -146,16 +181,16 @@ func (c *core) configure(o Options) error {
 		}
 		c.file = f
 	}
-	c.min = c.lowestLevel()
+	c.min.Store(int32(c.lowestLevel()))
 	return nil
 }
 
 // required is the destination level a record needs.
-func required(l slog.Level) int {
+func required(l Level) int {
 	switch {
-	case l >= slog.LevelWarn:
+	case l >= LevelWarn:
 		return 1
-	case l >= slog.LevelInfo:
+	case l >= LevelInfo:
 		return 2
 	}
 	return 3
@@ -165,12 +200,11 @@ func required(l slog.Level) int {
 type core struct {
 	o       Options
 	mu      sync.Mutex
-	buf     bytes.Buffer // the attribute formatter's output, under mu
 	secrets []string
 	file    *rotating
 	syslog  *syslogConn
 	dropped uint64
-	min     int // highest level any destination wants
+	min     atomic.Int32 // highest level any destination wants; read unlocked
 }
 
 func (c *core) lowestLevel() int {
@@ -190,55 +224,48 @@ func (c *core) lowestLevel() int {
 	return m
 }
 
-type handler struct {
-	core  *core
-	inner slog.Handler // formats the attributes only
+// Debug logs at LevelDebug; args are key-value pairs as with log/slog.
+func (l *Logger) Debug(msg string, args ...any) {
+	l.Log(context.Background(), LevelDebug, msg, args...)
 }
 
-func (h *handler) Enabled(_ context.Context, l slog.Level) bool {
-	h.core.mu.Lock()
-	defer h.core.mu.Unlock()
-	return required(l) <= h.core.min
+// Info logs at LevelInfo.
+func (l *Logger) Info(msg string, args ...any) { l.Log(context.Background(), LevelInfo, msg, args...) }
+
+// Warn logs at LevelWarn.
+func (l *Logger) Warn(msg string, args ...any) { l.Log(context.Background(), LevelWarn, msg, args...) }
+
+// Error logs at LevelError.
+func (l *Logger) Error(msg string, args ...any) {
+	l.Log(context.Background(), LevelError, msg, args...)
 }
 
-func (h *handler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &handler{core: h.core, inner: h.inner.WithAttrs(as)}
-}
-
-func (h *handler) WithGroup(name string) slog.Handler {
-	return &handler{core: h.core, inner: h.inner.WithGroup(name)}
-}
-
-func dropBuiltins(groups []string, a slog.Attr) slog.Attr {
-	if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey || a.Key == slog.MessageKey) {
-		return slog.Attr{}
+// With returns a Logger that adds args to every line.
+func (l *Logger) With(args ...any) *Logger {
+	if l == nil {
+		return nil
 	}
-	return a
+	return &Logger{core: l.core, attrs: appendArgs(slices.Clip(l.attrs), args)}
 }
 
-func (h *handler) Handle(ctx context.Context, r slog.Record) error {
-	c := h.core
-	need := required(r.Level)
+// Log writes msg at level to every destination that wants it. The context
+// is accepted for log/slog's call shape; nothing reads it.
+func (l *Logger) Log(_ context.Context, level Level, msg string, args ...any) {
+	if l == nil || required(level) > int(l.core.min.Load()) {
+		return
+	}
+	c := l.core
+	need := required(level)
+	msg = strings.ReplaceAll(msg, "\r\n", "\n")
+	if b := appendArgs(slices.Clip(l.attrs), args); len(b) > 0 {
+		msg += " " + string(b)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.buf.Reset()
-	attrs := slog.NewRecord(time.Time{}, r.Level, "", 0)
-	r.Attrs(func(a slog.Attr) bool { attrs.AddAttrs(a); return true })
-	if err := h.inner.Handle(ctx, attrs); err != nil {
-		return err
-	}
-	msg := strings.ReplaceAll(r.Message, "\r\n", "\n")
-	if rest := strings.TrimRight(c.buf.String(), "\n"); rest != "" {
-		msg += " " + rest
-	}
 	for _, s := range c.secrets {
 		msg = strings.ReplaceAll(msg, s, "********")
 	}
-	t := r.Time
-	if t.IsZero() {
-		t = c.o.Now()
-	}
-	line := fmt.Sprintf("%s %c %s: %s\n", t.Format("2006/01/02 15:04:05"), letter(r.Level), c.o.Tag, msg)
+	line := c.o.Now().Format("2006/01/02 15:04:05") + " " + string(letter(level)) + " " + c.o.Tag + ": " + msg + "\n"
 	if c.o.Stdout != nil && c.o.StdoutLevel >= need {
 		c.count(io.WriteString(c.o.Stdout, line))
 	}
@@ -249,9 +276,93 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 		c.count(0, c.file.write(line))
 	}
 	if c.syslog != nil && c.o.SyslogLevel >= need {
-		c.count(0, c.syslog.write(severity(r.Level), msg))
+		c.count(0, c.syslog.write(severity(level), msg))
 	}
-	return nil
+}
+
+// appendArgs pairs args as log/slog does: a string key takes the next
+// argument as its value; a key without a value, or a value without a
+// string key, is written under !BADKEY.
+func appendArgs(b []byte, args []any) []byte {
+	for len(args) > 0 {
+		key, ok := args[0].(string)
+		switch {
+		case !ok:
+			b = appendAttr(b, "!BADKEY", args[0])
+			args = args[1:]
+		case len(args) == 1:
+			b = appendAttr(b, "!BADKEY", key)
+			args = nil
+		default:
+			b = appendAttr(b, key, args[1])
+			args = args[2:]
+		}
+	}
+	return b
+}
+
+// appendAttr appends " key=value" (no leading space on an empty b).
+func appendAttr(b []byte, key string, v any) []byte {
+	if len(b) > 0 {
+		b = append(b, ' ')
+	}
+	b = appendText(b, key)
+	b = append(b, '=')
+	switch x := v.(type) {
+	case string:
+		return appendText(b, x)
+	case int:
+		return strconv.AppendInt(b, int64(x), 10)
+	case int64:
+		return strconv.AppendInt(b, x, 10)
+	case int32:
+		return strconv.AppendInt(b, int64(x), 10)
+	case uint64:
+		return strconv.AppendUint(b, x, 10)
+	case uint32:
+		return strconv.AppendUint(b, uint64(x), 10)
+	case uint16:
+		return strconv.AppendUint(b, uint64(x), 10)
+	case uint:
+		return strconv.AppendUint(b, uint64(x), 10)
+	case float64:
+		return strconv.AppendFloat(b, x, 'g', -1, 64)
+	case bool:
+		return strconv.AppendBool(b, x)
+	case time.Duration:
+		return appendText(b, x.String())
+	case time.Time:
+		return appendText(b, x.Format("2006-01-02T15:04:05.000Z07:00"))
+	case encoding.TextMarshaler:
+		t, err := x.MarshalText()
+		if err != nil {
+			return appendText(b, "!ERROR:"+err.Error())
+		}
+		return appendText(b, string(t))
+	case []byte:
+		return strconv.AppendQuote(b, string(x))
+	default:
+		return appendText(b, fmt.Sprintf("%+v", x))
+	}
+}
+
+func appendText(b []byte, s string) []byte {
+	if needsQuoting(s) {
+		return strconv.AppendQuote(b, s)
+	}
+	return append(b, s...)
+}
+
+func needsQuoting(s string) bool {
+	if s == "" {
+		return true
+	}
+	for _, r := range s {
+		if r == ' ' || r == '"' || r == '=' || r == utf8.RuneError || !strconv.IsPrint(r) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *core) count(_ int, err error) {
@@ -260,13 +371,13 @@ func (c *core) count(_ int, err error) {
 	}
 }
 
-func letter(l slog.Level) byte {
+func letter(l Level) byte {
 	switch {
-	case l >= slog.LevelError:
+	case l >= LevelError:
 		return 'E'
-	case l >= slog.LevelWarn:
+	case l >= LevelWarn:
 		return 'W'
-	case l >= slog.LevelInfo:
+	case l >= LevelInfo:
 		return 'I'
 	}
 	return 'D'

@@ -2,7 +2,6 @@ package logx
 
 import (
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -20,13 +19,13 @@ func facility(name string) (int, error) {
 	return 0, fmt.Errorf("syslog facility %q: want USER or LOCAL0..LOCAL7", name)
 }
 
-func severity(l slog.Level) int {
+func severity(l Level) int {
 	switch {
-	case l >= slog.LevelError:
+	case l >= LevelError:
 		return 3 // err
-	case l >= slog.LevelWarn:
+	case l >= LevelWarn:
 		return 4 // warning
-	case l >= slog.LevelInfo:
+	case l >= LevelInfo:
 		return 6 // info
 	}
 	return 7 // debug

@@ -4,7 +4,6 @@ package secret
 
 import (
 	"fmt"
-	"log/slog"
 )
 
 // String is a secret text. Every formatting path prints a mask; only Reveal
@@ -37,6 +36,3 @@ func (s String) Format(f fmt.State, verb rune) {
 
 // MarshalText masks the value in JSON, XML and similar encodings.
 func (s String) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// LogValue masks the value for log/slog.
-func (s String) LogValue() slog.Value { return slog.StringValue(s.String()) }

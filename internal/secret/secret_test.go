@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/jsklein/gogoc/internal/logx"
 )
 
 func TestNeverPrinted(t *testing.T) {
@@ -22,7 +23,7 @@ func TestNeverPrinted(t *testing.T) {
 	}
 	outs = append(outs, string(b))
 	var buf bytes.Buffer
-	slog.New(slog.NewTextHandler(&buf, nil)).Info("x", "pw", s)
+	logx.Writer(&buf, logx.LevelInfo).Info("x", "pw", s)
 	outs = append(outs, buf.String())
 	for _, o := range outs {
 		if strings.Contains(o, "hunter2") || strings.Contains(o, fmt.Sprintf("%x", "hunter2")) {

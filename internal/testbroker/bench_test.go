@@ -1,14 +1,15 @@
 package testbroker
 
 import (
-	"log/slog"
 	"testing"
+
+	"github.com/jsklein/gogoc/internal/logx"
 )
 
 // benchConfig lifts the session limits: every iteration leaves an
 // established session behind until its lease ends.
 func benchConfig() Config {
-	return Config{Log: slog.New(slog.DiscardHandler), Limits: Limits{MaxSessions: 1 << 20, MaxPerSource: 1 << 20}}
+	return Config{Log: logx.Discard(), Limits: Limits{MaxSessions: 1 << 20, MaxPerSource: 1 << 20}}
 }
 
 // Full negotiations against a live server, as the client benchmarks will

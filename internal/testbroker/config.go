@@ -6,7 +6,6 @@ import (
 	"crypto/dsa"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"math/big"
 	"net/netip"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/secret"
 )
 
@@ -145,7 +145,7 @@ type Config struct {
 
 	// Log receives the server's log (default: discarded). Passwords and
 	// DIGEST-MD5 responses are never logged.
-	Log *slog.Logger
+	Log *logx.Logger
 }
 
 // Broker is one entry of a redirect list.
@@ -245,7 +245,7 @@ type settings struct {
 	strictRUDP   bool
 	limits       Limits
 	dp           DataPlane
-	log          *slog.Logger
+	log          *logx.Logger
 }
 
 func (cfg *Config) settings() (*settings, error) {
@@ -361,7 +361,7 @@ func (cfg *Config) settings() (*settings, error) {
 		st.limits.IdleTimeout = defaultIdleTimeout
 	}
 	if st.log == nil {
-		st.log = slog.New(slog.DiscardHandler)
+		st.log = logx.Discard()
 	}
 	return st, nil
 }

@@ -3,12 +3,13 @@ package testbroker
 import (
 	"bytes"
 	"encoding/binary"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jsklein/gogoc/internal/logx"
 )
 
 // fakePacketConn records what the server sends; the fuzz target feeds
@@ -65,7 +66,7 @@ func fuzzRun(t testing.TB, data []byte) Stats {
 		Tunnels: []string{"V6V4", "V6UDPV4", "V4V6"},
 		Faults:  Faults{FixedNonce: "1A2B3C4D", Chunk: 300, DropReply: []int{3}},
 		Limits:  Limits{MaxPerSource: 4},
-		Log:     slog.New(slog.DiscardHandler),
+		Log:     logx.Discard(),
 	})
 	if err != nil {
 		t.Fatal(err)

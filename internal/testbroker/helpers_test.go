@@ -9,13 +9,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jsklein/gogoc/internal/logx"
 )
 
 // Exact client messages from the spec (§2.1, §3.1, §5.4).
@@ -38,7 +39,7 @@ func testConfig() Config {
 func startServer(t testing.TB, cfg Config) (*Server, netip.AddrPort, netip.AddrPort) {
 	t.Helper()
 	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+		cfg.Log = logx.Writer(t.Output(), logx.LevelWarn)
 	}
 	s, err := New(cfg)
 	if err != nil {

@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
+
+	"github.com/jsklein/gogoc/internal/logx"
 )
 
 // Policy is server_key_policy: what to do with a key the file does not vouch
@@ -44,7 +45,7 @@ type Checker struct {
 	// Prompt, when set, is asked about an unknown key under Strict. Set it
 	// only when a person can answer: see TerminalPrompt.
 	Prompt Prompt
-	Log    *slog.Logger
+	Log    *logx.Logger
 }
 
 // Check decides about host's key k. On success it returns commit, to be
@@ -55,7 +56,7 @@ func (c Checker) Check(host string, k Key) (commit func() error, err error) {
 	nothing := func() error { return nil }
 	log := c.Log
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = logx.Discard()
 	}
 	fp := k.Fingerprint()
 	policy := c.Policy
@@ -117,7 +118,7 @@ func (c Checker) Check(host string, k Key) (commit func() error, err error) {
 
 // store re-reads the file (another process may have written it since
 // Check) and appends host's entry unless it is there by now.
-func (c Checker) store(host string, k Key, log *slog.Logger) error {
+func (c Checker) store(host string, k Key, log *logx.Logger) error {
 	f, err := Load(c.Path)
 	if err != nil {
 		return err
