@@ -7,7 +7,7 @@ BIN     := bin
 # coordinator into a spurious "context deadline exceeded" (golang/go#75804).
 FUZZTIME ?= 20000x
 
-.PHONY: all build test test-unit fuzz-smoke lint demo bench clean test-vm test-cross cross size ipk bench-router bench-daemon bench-v4v6
+.PHONY: all build test test-unit fuzz-smoke lint demo bench clean test-vm test-cross cross size ipk bench-router bench-daemon bench-v4v6 bench-inline
 
 all: build
 
@@ -46,6 +46,10 @@ bench-router: build
 
 bench-daemon: build
 	scripts/bench-daemon.sh
+
+# Size and CPU effect of the cross builds' -gcflags all=-l.
+bench-inline: build
+	scripts/bench-inline.sh
 
 bench-v4v6:
 	$(GO) test -run '^$$' -bench V4V6Throughput -benchtime 5x ./tunnel/

@@ -390,4 +390,11 @@ func TestFeedMatchesNFPM(t *testing.T) {
 		!strings.Contains(mk, "GO_PKG_BUILD_PKG:=github.com/jsklein/gogoc/cmd/gogoc") {
 		t.Error("feed Makefile does not build cmd/gogoc with golang-package.mk")
 	}
+	// The SDK build and make cross must compile alike, or the size figures
+	// of make size do not describe what the feed ships.
+	feedGC := regexp.MustCompile(`(?m)^GO_PKG_GCFLAGS:=(.*)$`).FindStringSubmatch(mk)
+	crossGC := regexp.MustCompile(`\$\{GOGOC_GCFLAGS-([^}]*)\}`).FindStringSubmatch(readFile(t, "../../scripts/cross.sh"))
+	if feedGC == nil || crossGC == nil || feedGC[1] != crossGC[1] {
+		t.Errorf("compiler flags differ: feed %q, scripts/cross.sh %q", feedGC, crossGC)
+	}
 }
