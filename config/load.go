@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -294,6 +294,21 @@ func (s *source) tidy(list Issues) Issues {
 			}
 		}
 	}
-	sort.SliceStable(list, func(a, b int) bool { return list[a].Line < list[b].Line })
-	return list
+	// By line, equal lines in report order. Sorting indices reuses the
+	// []int sort the binary has anyway (sort.SliceStable links reflection).
+	order := make([]int, len(list))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(i, j int) int {
+		if list[i].Line != list[j].Line {
+			return list[i].Line - list[j].Line
+		}
+		return i - j
+	})
+	sorted := make(Issues, len(list))
+	for k, i := range order {
+		sorted[k] = list[i]
+	}
+	return sorted
 }

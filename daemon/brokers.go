@@ -141,14 +141,28 @@ func Measure(ctx context.Context, servers []string, probe Prober, grace time.Dur
 			d.Score += penaltyWrongFamily
 		}
 	}
-	// Sub-millisecond RTTs tie on Score: break ties on the RTT itself.
-	slices.SortStableFunc(out, func(a, b Distance) int {
-		if a.Score != b.Score {
+	// Sub-millisecond RTTs tie on Score: break ties on the RTT itself, then
+	// on the list order. Sorting indices reuses the []int sort the binary
+	// has anyway instead of linking a stable sort of Distance.
+	order := make([]int, len(out))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(i, j int) int {
+		a, b := out[i], out[j]
+		switch {
+		case a.Score != b.Score:
 			return a.Score - b.Score
+		case a.RTT != b.RTT:
+			return int(a.RTT - b.RTT)
 		}
-		return int(a.RTT - b.RTT)
+		return i - j
 	})
-	return out
+	sorted := make([]Distance, len(out))
+	for k, i := range order {
+		sorted[k] = out[i]
+	}
+	return sorted
 }
 
 // resolvePath puts a relative file name in dir.

@@ -95,12 +95,14 @@ func (ProcSysctl) Set(key, value string) error {
 
 // Interfaces implements Sysctl.
 func (ProcSysctl) Interfaces() ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(procRoot, "conf"))
-	names := make([]string, 0, len(ents))
-	for _, e := range ents {
-		names = append(names, e.Name())
+	// Readdirnames, not os.ReadDir: the order does not matter here, and
+	// ReadDir's sort links a generic sort instantiation (~15 KB on mips).
+	d, err := os.Open(filepath.Join(procRoot, "conf"))
+	if err != nil {
+		return nil, err
 	}
-	return names, err
+	defer d.Close()
+	return d.Readdirnames(-1)
 }
 
 // Router applies Plans. Its methods are safe for concurrent use.
