@@ -1,13 +1,13 @@
 package daemon
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/jsklein/gogoc/internal/jsonread"
+	"github.com/jsklein/gogoc/internal/jsonw"
 )
 
 // State is where the supervisor is.
@@ -24,7 +24,8 @@ const (
 )
 
 // Status is the status file (contract with LuCI and `gogoc status`). Times
-// are RFC 3339; empty fields are omitted.
+// are RFC 3339; empty fields are omitted. The json tags document the
+// contract; MarshalStatus and ReadStatus implement it.
 type Status struct {
 	State          State      `json:"state"`
 	Since          string     `json:"since"`
@@ -61,11 +62,68 @@ func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 // WriteStatus replaces path with s atomically: a reader sees the old file
 // or the new one, never a part. The directory is created when missing.
 func WriteStatus(path string, s *Status) error {
-	b, err := json.MarshalIndent(s, "", "  ")
+	b, err := MarshalStatus(s)
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
 	return writeAtomic(path, append(b, '\n'), 0o644)
+}
+
+// MarshalStatus renders s as the status file holds it (without the final
+// newline): two-space indentation, fields in declaration order, optional
+// ones left out when empty. A nil s is null, as encoding/json wrote it.
+func MarshalStatus(s *Status) ([]byte, error) {
+	w := jsonw.NewWriter("  ")
+	if s == nil {
+		w.Null()
+		return w.Bytes()
+	}
+	str := func(key, v string) {
+		w.Key(key)
+		w.String(v)
+	}
+	opt := func(key, v string) {
+		if v != "" {
+			str(key, v)
+		}
+	}
+	w.BeginObject()
+	str("state", string(s.State))
+	str("since", s.Since)
+	w.Key("pid")
+	w.Int(int64(s.PID))
+	str("updated", s.Updated)
+	opt("broker", s.Broker)
+	opt("transport", s.Transport)
+	opt("tunnel_mode", s.TunnelMode)
+	opt("data_plane", s.DataPlane)
+	opt("interface", s.Interface)
+	opt("local_endpoint", s.LocalEndpoint)
+	opt("remote_endpoint", s.RemoteEndpoint)
+	opt("client_ipv4", s.ClientIPv4)
+	opt("server_ipv4", s.ServerIPv4)
+	opt("client_ipv6", s.ClientIPv6)
+	opt("server_ipv6", s.ServerIPv6)
+	opt("prefix", s.Prefix)
+	opt("lan_prefix", s.LANPrefix)
+	if k := s.Keepalive; k != nil {
+		w.Key("keepalive")
+		w.BeginObject()
+		w.Key("interval_s")
+		w.Int(int64(k.IntervalS))
+		w.Key("rtt_ms")
+		w.Float(k.RTTMs)
+		w.Key("sent")
+		w.Uint(k.Sent)
+		w.Key("lost")
+		w.Uint(k.Lost)
+		w.EndObject()
+	}
+	w.Key("reconnects")
+	w.Uint(s.Reconnects)
+	str("last_error", s.LastError)
+	w.EndObject()
+	return w.Bytes()
 }
 
 // ReadStatus reads a status file. Like encoding/json it matches names

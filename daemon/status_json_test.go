@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
@@ -13,8 +14,9 @@ import (
 	"github.com/jsklein/gogoc/internal/jsonread"
 )
 
-// ReadStatus used json.Unmarshal; these tests keep encoding/json as the
-// reference so that it reads every file exactly as before.
+// ReadStatus used json.Unmarshal and WriteStatus json.MarshalIndent; these
+// tests keep encoding/json as the reference so that every file is read and
+// written exactly as before.
 
 func fullStatus() *Status {
 	return &Status{State: StateUp, Since: "2026-01-02T03:04:05Z", PID: 4242, Updated: "2026-01-02T03:05:00Z",
@@ -38,6 +40,48 @@ func representativeStatuses() map[string]*Status {
 		"odd strings":        {State: "we\"ird\\", Broker: "<b>&amp;</b>", LastError: "\u2029\x7f\x00"},
 		"only optional ones": {Prefix: "2001:db8::/48", Interface: "x"},
 		"invalid utf-8":      {State: StateUp, LastError: "bad \xff\xc3 bytes"}, // written as U+FFFD
+	}
+}
+
+func TestMarshalStatusMatchesEncodingJSON(t *testing.T) {
+	cases := representativeStatuses()
+	cases["nil"] = nil
+	for name, s := range cases {
+		want, err := json.MarshalIndent(s, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := MarshalStatus(s)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s:\n got %s\nwant %s", name, got, want)
+		}
+	}
+}
+
+// TestMarshalStatusRefusesNonFinite: a number JSON cannot hold is an error,
+// as with encoding/json, and the status file already there stays as it was.
+func TestMarshalStatusRefusesNonFinite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.json")
+	if err := WriteStatus(path, fullStatus()); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if _, err := json.MarshalIndent(&Status{Keepalive: &Keepalive{RTTMs: f}}, "", "  "); err == nil {
+			t.Fatal("reference accepted a non-finite number")
+		}
+		if err := WriteStatus(path, &Status{Keepalive: &Keepalive{RTTMs: f}}); err == nil {
+			t.Errorf("rtt %v written", f)
+		}
+		if after, err := os.ReadFile(path); err != nil || !bytes.Equal(after, before) {
+			t.Errorf("rtt %v: status file now %q (%v), was %q", f, after, err, before)
+		}
 	}
 }
 
@@ -133,4 +177,26 @@ func TestStatusDocsMatchEncodingJSON(t *testing.T) {
 			t.Errorf("%s:\n got %+v\nwant %+v", d, got, want)
 		}
 	}
+}
+
+// FuzzJSONWriteStatus: MarshalStatus gives encoding/json's bytes for any
+// strings and numbers.
+func FuzzJSONWriteStatus(f *testing.F) {
+	f.Add("up", "broker.example.net", "", 1, 1.25, uint64(3), true)
+	f.Add("", "<&>", "\xff\u2028\x00", -1, 1e-9, uint64(math.MaxUint64), false)
+	f.Fuzz(func(t *testing.T, state, broker, lastErr string, pid int, rtt float64, n uint64, withKeepalive bool) {
+		s := &Status{State: State(state), Since: lastErr, PID: pid, Updated: broker, Broker: broker, LANPrefix: state,
+			Reconnects: n, LastError: lastErr}
+		if withKeepalive {
+			s.Keepalive = &Keepalive{IntervalS: pid, RTTMs: rtt, Sent: n, Lost: n / 3}
+		}
+		want, rerr := json.MarshalIndent(s, "", "  ")
+		got, err := MarshalStatus(s)
+		if (err == nil) != (rerr == nil) {
+			t.Fatalf("%+v: jsonw error %v, encoding/json error %v", s, err, rerr)
+		}
+		if err == nil && !bytes.Equal(got, want) {
+			t.Fatalf("got %s\nwant %s", got, want)
+		}
+	})
 }

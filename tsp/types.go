@@ -1,11 +1,11 @@
 package tsp
 
 import (
-	"encoding/json"
 	"io"
 	"net/netip"
 	"time"
 
+	"github.com/jsklein/gogoc/internal/jsonw"
 	"github.com/jsklein/gogoc/internal/secret"
 	"github.com/jsklein/gogoc/tsp/knownkeys"
 )
@@ -122,12 +122,56 @@ func (b Broker) ServerString() string {
 	return b.Address
 }
 
-// MarshalJSON writes durations as whole seconds, as operators read them.
+// MarshalJSON writes the offer as WriteJSON does, compact.
 func (o Offer) MarshalJSON() ([]byte, error) {
-	type plain Offer // drops this method, avoiding recursion
-	return json.Marshal(struct {
-		plain
-		Lifetime          int64 `json:"lifetime_s"`
-		KeepaliveInterval int64 `json:"keepalive_interval_s"`
-	}{plain(o), int64(o.Lifetime / time.Second), int64(o.KeepaliveInterval / time.Second)})
+	w := jsonw.NewWriter("")
+	o.WriteJSON(w)
+	return w.Bytes()
+}
+
+// WriteJSON writes the offer as one object value into w: the members named
+// by the json tags, in their order, then the durations as whole seconds
+// (lifetime_s, keepalive_interval_s), as operators read them. This is what
+// encoding/json wrote before, byte for byte; callers that embed an offer in
+// a bigger document use this instead of re-indenting MarshalJSON's output.
+func (o Offer) WriteJSON(w *jsonw.Writer) {
+	// netip's MarshalText cannot fail; it gives "" for the zero value.
+	addr := func(key string, a netip.Addr) {
+		b, _ := a.MarshalText()
+		w.Key(key)
+		w.String(string(b))
+	}
+	w.BeginObject()
+	w.Key("type")
+	w.String(string(o.Type))
+	if o.MTU != 0 {
+		w.Key("mtu")
+		w.Int(int64(o.MTU))
+	}
+	addr("server_ipv4", o.ServerV4)
+	addr("server_ipv6", o.ServerV6)
+	addr("client_ipv4", o.ClientV4)
+	addr("client_ipv6", o.ClientV6)
+	if o.ClientDNSName != "" {
+		w.Key("client_dns_name")
+		w.String(o.ClientDNSName)
+	}
+	if len(o.DNSServers) > 0 {
+		w.Key("dns_servers")
+		w.BeginArray()
+		for _, a := range o.DNSServers {
+			b, _ := a.MarshalText()
+			w.String(string(b))
+		}
+		w.EndArray()
+	}
+	p, _ := o.Prefix.MarshalText()
+	w.Key("prefix")
+	w.String(string(p))
+	addr("keepalive_address", o.KeepaliveAddr)
+	w.Key("lifetime_s")
+	w.Int(int64(o.Lifetime / time.Second))
+	w.Key("keepalive_interval_s")
+	w.Int(int64(o.KeepaliveInterval / time.Second))
+	w.EndObject()
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,11 +11,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jsklein/gogoc/internal/jsonw"
 	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/tsp"
 )
 
-// negotiation is what `gogoc negotiate` prints: the offer plus how it was got.
+// negotiation is what `gogoc negotiate` prints: the offer plus how it was
+// got. The json tags document the output; marshal writes it.
 type negotiation struct {
 	Server    string     `json:"server"`
 	Transport string     `json:"transport"`
@@ -74,12 +75,39 @@ func cmdNegotiate(args []string, stdout, stderr io.Writer) int {
 	if err := finish(ctx); err != nil {
 		log.Warn("could not close the negotiation cleanly", "err", err)
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(negotiation{Server: res.Server, Transport: string(res.Session.T.Network()),
-		Version: res.Session.Version, Mechanism: res.Session.Mechanism, Offer: res.Offer}); err != nil {
+	b, err := negotiation{Server: res.Server, Transport: string(res.Session.T.Network()),
+		Version: res.Session.Version, Mechanism: res.Session.Mechanism, Offer: res.Offer}.marshal()
+	if err == nil {
+		_, err = stdout.Write(b)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "gogoc negotiate: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// marshal renders n indented by two spaces with a final newline, as
+// encoding/json's Encoder with SetIndent("", "  ") did.
+func (n negotiation) marshal() ([]byte, error) {
+	w := jsonw.NewWriter("  ")
+	w.BeginObject()
+	for _, f := range [...]struct{ key, val string }{
+		{"server", n.Server}, {"transport", n.Transport}, {"version", n.Version}, {"mechanism", n.Mechanism},
+	} {
+		w.Key(f.key)
+		w.String(f.val)
+	}
+	w.Key("offer")
+	if n.Offer == nil {
+		w.Null()
+	} else {
+		n.Offer.WriteJSON(w)
+	}
+	w.EndObject()
+	b, err := w.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }

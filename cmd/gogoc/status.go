@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -109,7 +108,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		st.LastError = strings.TrimSpace(st.LastError + fmt.Sprintf(" (pid %d is gone)", st.PID))
 	}
 	if *asJSON {
-		b, err := json.MarshalIndent(st, "", "  ")
+		b, err := daemon.MarshalStatus(st)
 		if err != nil {
 			fmt.Fprintf(stderr, "gogoc status: %v\n", err)
 			return 1
