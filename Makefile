@@ -7,7 +7,7 @@ BIN     := bin
 # coordinator into a spurious "context deadline exceeded" (golang/go#75804).
 FUZZTIME ?= 20000x
 
-.PHONY: all build test test-unit fuzz-smoke lint demo bench clean test-vm test-cross cross size ipk bench-router bench-daemon bench-v4v6 bench-inline
+.PHONY: all build test test-unit fuzz-smoke lint demo bench clean test-vm test-cross cross size ipk bench-router bench-daemon bench-v4v6 bench-inline size-parts
 
 all: build
 
@@ -46,6 +46,13 @@ bench-router: build
 
 bench-daemon: build
 	scripts/bench-daemon.sh
+
+# What each replaced library costs, each against a baseline built in the
+# same run; size-rtlink.sh also fails if netlink's link-type code returns.
+size-parts:
+	scripts/size-rtlink.sh
+	scripts/size-jsonread.sh
+	scripts/size-jsonw.sh
 
 # Size and CPU effect of the cross builds' -gcflags all=-l.
 bench-inline: build

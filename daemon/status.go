@@ -59,6 +59,35 @@ type Keepalive struct {
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
+// ParseStamp reads back what stamp writes: RFC 3339 in UTC, whole seconds
+// ("2026-11-23T13:04:05Z"). It is not time.Parse because the layout parser
+// is linked for nothing else (about 20 KB of the mips binary).
+func ParseStamp(s string) (time.Time, error) {
+	bad := func() (time.Time, error) { return time.Time{}, fmt.Errorf("time %q: want YYYY-MM-DDTHH:MM:SSZ", s) }
+	if len(s) != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != 'Z' {
+		return bad()
+	}
+	var f [6]int
+	for i, at := range [6]int{0, 5, 8, 11, 14, 17} {
+		width := 2
+		if i == 0 {
+			width = 4
+		}
+		for _, c := range s[at : at+width] {
+			if c < '0' || c > '9' {
+				return bad()
+			}
+			f[i] = f[i]*10 + int(c-'0')
+		}
+	}
+	t := time.Date(f[0], time.Month(f[1]), f[2], f[3], f[4], f[5], 0, time.UTC)
+	// time.Date normalises out-of-range fields (Feb 30 → Mar 2); refuse them.
+	if t.Year() != f[0] || int(t.Month()) != f[1] || t.Day() != f[2] || t.Hour() != f[3] || t.Minute() != f[4] || t.Second() != f[5] {
+		return bad()
+	}
+	return t, nil
+}
+
 // WriteStatus replaces path with s atomically: a reader sees the old file
 // or the new one, never a part. The directory is created when missing.
 func WriteStatus(path string, s *Status) error {

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jsklein/gogoc/internal/jsonread"
 )
@@ -199,4 +200,29 @@ func FuzzJSONWriteStatus(f *testing.F) {
 			t.Fatalf("got %s\nwant %s", got, want)
 		}
 	})
+}
+
+// ParseStamp must agree with time.Parse on everything stamp writes and
+// refuse what time.Parse would read differently or not at all.
+func TestParseStamp(t *testing.T) {
+	for _, at := range []time.Time{
+		time.Date(2026, 11, 23, 13, 4, 5, 0, time.UTC),
+		time.Date(2024, 2, 29, 23, 59, 59, 0, time.UTC),
+		time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 3, 29, 1, 30, 0, 0, time.FixedZone("CEST", 7200)),
+	} {
+		s := stamp(at)
+		got, err := ParseStamp(s)
+		want, werr := time.Parse(time.RFC3339, s)
+		if err != nil || werr != nil || !got.Equal(want) || !got.Equal(at) {
+			t.Errorf("ParseStamp(%q) = %v, %v; time.Parse %v, %v", s, got, err, want, werr)
+		}
+	}
+	for _, s := range []string{"", "2026-11-23T13:04:05", "2026-11-23T13:04:05+01:00", "2026-11-23 13:04:05Z",
+		"2026-02-30T00:00:00Z", "2026-13-01T00:00:00Z", "2026-11-23T24:00:00Z", "2026-11-23T13:60:05Z",
+		"2026-11-23T13:04:5xZ", "+026-11-23T13:04:05Z", "2026-11-23T13:04:05.5Z"} {
+		if _, err := ParseStamp(s); err == nil {
+			t.Errorf("ParseStamp(%q) accepted", s)
+		}
+	}
 }

@@ -130,7 +130,7 @@ func printStatus(w io.Writer, s *daemon.Status, now time.Time) {
 		}
 	}
 	since := s.Since
-	if t, err := time.Parse(time.RFC3339, s.Since); err == nil {
+	if t, err := daemon.ParseStamp(s.Since); err == nil {
 		since += " (" + now.Sub(t).Round(time.Second).String() + ")"
 	}
 	line("state", string(s.State)+" since "+since)

@@ -2,10 +2,9 @@
 // stores its members into Go fields the way encoding/json.Unmarshal would,
 // without reflection. gogoc reads one small document (the status file),
 // and encoding/json's reflective decoder costs several times this package's
-// size in the router binary (scripts/dj-json-size.sh measures it).
+// size in the router binary (scripts/size-jsonread.sh measures it).
 //
-// Writing stays with encoding/json: log/slog links its encoder into every
-// program that imports slog, so using it costs nothing more.
+// Writing is internal/jsonw's job.
 package jsonread
 
 import (

@@ -8,7 +8,7 @@
 # encoder's cost; jsonw's own code is printed beside it. Prints the stripped
 # file size, the sum of the loaded sections (finer: the file grows in 64 KiB
 # steps), the encoder's symbols and the ratios.
-# Usage: scripts/dw-jsonw-size.sh [goarch]   (default mips, GOMIPS=softfloat)
+# Usage: scripts/size-jsonw.sh [goarch]   (default mips, GOMIPS=softfloat)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=${1:-mips}

@@ -5,7 +5,7 @@
 # -overlay copy of daemon/status.go; the tree is not touched). Prints the
 # stripped file size, the sum of its loaded sections (finer: the file grows
 # in 64 KiB steps), the encoding/json decoder's symbols, and the ratios.
-# Usage: scripts/dj-json-size.sh [goarch]   (default mips, GOMIPS=softfloat)
+# Usage: scripts/size-jsonread.sh [goarch]   (default mips, GOMIPS=softfloat)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=${1:-mips}
@@ -14,7 +14,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 # The baseline: ReadStatus decodes with encoding/json, as it did before.
 call='	s, err := parseStatus(b)'
-grep -qxF "$call" daemon/status.go || { echo "dj-json-size.sh: daemon/status.go no longer has the line: $call" >&2; exit 1; }
+grep -qxF "$call" daemon/status.go || { echo "size-jsonread.sh: daemon/status.go no longer has the line: $call" >&2; exit 1; }
 awk -v call="$call" '
 	$0 == call { print "\tvar st Status\n\terr = json.Unmarshal(b, &st)\n\ts := &st"; next }
 	{ print }' daemon/status.go >"$tmp/status.go"
@@ -56,5 +56,5 @@ awk -v fb="$fb" -v fn="$fn" -v lb="$lb" -v ln="$ln" 'BEGIN {
 }'
 echo "encoding/json decoder: baseline $(decoder "$tmp/base"); jsonread build $(decoder "$tmp/new")"
 echo "jsonread + parseStatus code: $(jsonread "$tmp/new") bytes"
-# encoding/json stays imported: log/slog imports it and links its encoder.
+# Nothing should import it any more (internal/jsonw writes).
 echo "importers of encoding/json: $(GOOS=linux GOARCH=$arch go list -deps -f '{{.ImportPath}} {{join .Imports " "}}' ./cmd/gogoc | awk '/ encoding\/json( |$)/ {printf "%s ", $1}')"

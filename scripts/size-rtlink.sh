@@ -12,7 +12,7 @@
 #     (the baseline), one through rtlink. Prints both sizes, the saving
 #     and the ratio.
 #
-# Usage: scripts/dn-netlink-size.sh        Exit 1 if a forbidden symbol is linked.
+# Usage: scripts/size-rtlink.sh        Exit 1 if a forbidden symbol is linked.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
