@@ -38,41 +38,12 @@ func init() {
 EOF
 printf '{"Replace":{"%s":"%s"}}\n' "$PWD/cmd/gogoc/zz_dw_baseline.go" "$tmp/baseline.go" >"$tmp/overlay.json"
 
-build() { # build name [extra go build flags...]
-	local name=$1
-	shift
-	GOOS=linux GOARCH=$arch GOMIPS=softfloat CGO_ENABLED=0 go build -trimpath "$@" -o "$tmp/$name" ./cmd/gogoc
-	GOOS=linux GOARCH=$arch GOMIPS=softfloat CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' "$@" -o "$tmp/$name.s" ./cmd/gogoc
-}
+# shellcheck source=scripts/size-compare.sh
+. scripts/size-compare.sh
 build base -overlay "$tmp/overlay.json"
 build new
 
-# Sum of the sizes of the sections loaded into memory (flag A), .bss aside.
-loaded() {
-	local name size flags total=0
-	while read -r name size flags; do
-		case $name in .bss | .noptrbss) continue ;; esac
-		[[ $flags == *A* ]] && total=$((total + 16#$size))
-	done < <(readelf -SW "$1" | sed -n 's/^ *\[ *[0-9]*\] //p' | awk '{print $1, $5, $7}')
-	echo "$total"
-}
-syms() { # syms binary regexp: count and bytes of the matching symbols
-	go tool nm -size "$1" | awk -v re="$2" '$0 ~ re {n++; s += $2} END {printf "%d symbols, %d bytes", n, s}'
-}
-
-fb=$(stat -c %s "$tmp/base.s")
-fn=$(stat -c %s "$tmp/new.s")
-lb=$(loaded "$tmp/base.s")
-ln=$(loaded "$tmp/new.s")
-echo "cmd/gogoc for $arch, stripped:"
-printf '  %-34s %10s %14s\n' "" "file bytes" "loaded bytes"
-printf '  %-34s %10d %14d\n' "baseline (+ encoding/json writer)" "$fb" "$lb"
-printf '  %-34s %10d %14d\n' "jsonw only" "$fn" "$ln"
-awk -v fb="$fb" -v fn="$fn" -v lb="$lb" -v ln="$ln" 'BEGIN {
-	printf "  %-34s %10d %14d\n", "saved", fb - fn, lb - ln
-	printf "  %-34s %10.4f %14.4f\n", "ratio jsonw/baseline", fn / fb, ln / lb
-}'
+compare "baseline (+ encoding/json writer)" "jsonw only"
 echo "encoding/json: baseline $(syms "$tmp/base" 'encoding/json'); jsonw build $(syms "$tmp/new" 'encoding/json')"
 echo "jsonw code: $(syms "$tmp/new" 'internal/jsonw')"
-importers=$(GOOS=linux GOARCH=$arch go list -deps -f '{{.ImportPath}} {{join .Imports " "}}' ./cmd/gogoc | awk '/ encoding\/json( |$)/ {printf "%s ", $1}')
-echo "importers of encoding/json in cmd/gogoc: ${importers:-none}"
+json_importers
