@@ -265,14 +265,22 @@ type icmpSock struct {
 
 func openICMP(b *testing.B, ns netns.NsHandle, ifName string, ll netip.Addr, accept ipv6.ICMPType) *icmpSock {
 	b.Helper()
-	c := &icmpSock{buf: make([]byte, 1500)}
+	fd, index := rawICMPv6(b, ns, ifName, ll, accept, 255, 1, nil)
+	return &icmpSock{fd: fd, index: uint32(index), buf: make([]byte, 1500)}
+}
+
+// rawICMPv6 opens a raw ICMPv6 socket in ns on ifName, bound to ll, that
+// receives only the accept type, sends with hop limit hop and times reads
+// out after timeoutSec; extra options go in too. It is closed at cleanup.
+func rawICMPv6(tb testing.TB, ns netns.NsHandle, ifName string, ll netip.Addr, accept ipv6.ICMPType, hop int, timeoutSec int64, extra func(fd int) error) (fd, index int) {
+	tb.Helper()
 	err := tunnel.InNetNS(ns, func() error {
 		ifi, err := net.InterfaceByName(ifName)
 		if err != nil {
 			return err
 		}
-		c.index = uint32(ifi.Index)
-		if c.fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6); err != nil {
+		index = ifi.Index
+		if fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6); err != nil {
 			return err
 		}
 		var f unix.ICMPv6Filter
@@ -281,23 +289,26 @@ func openICMP(b *testing.B, ns netns.NsHandle, ifName string, ll netip.Addr, acc
 		}
 		f.Data[int(accept)>>5] &^= 1 << (uint(accept) & 31)
 		for _, err := range []error{
-			unix.SetsockoptICMPv6Filter(c.fd, unix.SOL_ICMPV6, unix.ICMPV6_FILTER, &f),
-			unix.SetsockoptInt(c.fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, 255),
-			unix.SetsockoptInt(c.fd, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, 255),
-			unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 1}),
-			unix.Bind(c.fd, &unix.SockaddrInet6{Addr: ll.As16(), ZoneId: c.index}),
+			unix.SetsockoptICMPv6Filter(fd, unix.SOL_ICMPV6, unix.ICMPV6_FILTER, &f),
+			unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, hop),
+			unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, hop),
+			unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: timeoutSec}),
+			unix.Bind(fd, &unix.SockaddrInet6{Addr: ll.As16(), ZoneId: uint32(index)}),
 		} {
 			if err != nil {
 				return err
 			}
 		}
+		if extra != nil {
+			return extra(fd)
+		}
 		return nil
 	})
 	if err != nil {
-		b.Fatalf("raw ICMPv6 socket: %v", err)
+		tb.Fatalf("raw ICMPv6 socket: %v", err)
 	}
-	b.Cleanup(func() { unix.Close(c.fd) })
-	return c
+	tb.Cleanup(func() { unix.Close(fd) })
+	return fd, index
 }
 
 func (c *icmpSock) send(b *testing.B, msg []byte, dst netip.Addr) {

@@ -101,40 +101,9 @@ type hostSock struct {
 
 func openHost(t *testing.T, l *drLink, hop int) *hostSock {
 	t.Helper()
-	h := &hostSock{}
-	err := tunnel.InNetNS(l.hB, func() error {
-		ifi, err := net.InterfaceByName(l.ifB)
-		if err != nil {
-			return err
-		}
-		h.index = ifi.Index
-		if h.fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6); err != nil {
-			return err
-		}
-		var f unix.ICMPv6Filter
-		for i := range f.Data {
-			f.Data[i] = 0xffffffff
-		}
-		f.Data[134>>5] &^= 1 << (134 & 31) // RAs only
-		for _, err := range []error{
-			unix.SetsockoptICMPv6Filter(h.fd, unix.SOL_ICMPV6, unix.ICMPV6_FILTER, &f),
-			unix.SetsockoptInt(h.fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, hop),
-			unix.SetsockoptInt(h.fd, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, hop),
-			unix.SetsockoptInt(h.fd, unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, 1),
-			unix.SetsockoptTimeval(h.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 2}),
-			unix.Bind(h.fd, &unix.SockaddrInet6{Addr: l.llB.As16(), ZoneId: uint32(ifi.Index)}),
-		} {
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("host socket: %v", err)
-	}
-	t.Cleanup(func() { unix.Close(h.fd) })
-	return h
+	recvHop := func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, 1) }
+	fd, index := rawICMPv6(t, l.hB, l.ifB, l.llB, ipv6.ICMPTypeRouterAdvertisement, hop, 2, recvHop)
+	return &hostSock{fd: fd, index: index}
 }
 
 func (h *hostSock) send(t *testing.T, b []byte, dst netip.Addr) {
