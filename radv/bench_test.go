@@ -61,7 +61,7 @@ func BenchmarkRSReply(b *testing.B) {
 	defer hB.Close()
 
 	// Link-local addresses appear a moment after the link comes up.
-	llA, llB := linkLocal(b, hA, ifA), linkLocal(b, hB, ifB)
+	llA, llB := waitLinkLocal(b, hA, ifA), waitLinkLocal(b, hB, ifB)
 	// The server runs in its own process inside nsA, as gogoc does: the
 	// interface zone caches of the net packages are per process, and a
 	// process spread over two namespaces would reload them on every packet.
@@ -160,36 +160,6 @@ func BenchmarkRSReply(b *testing.B) {
 		b.Logf("RS→RA median %v; same link: kernel ICMPv6 echo %v (ratio %.1f), Go UDP echo %v (ratio %.1f); target RS→RA ≤ 5 ms",
 			medRA, medEcho, float64(medRA)/float64(medEcho), medUDP, float64(medRA)/float64(medUDP))
 	}
-}
-
-// linkLocal waits up to a second for ifName's link-local address in ns.
-func linkLocal(b *testing.B, ns netns.NsHandle, ifName string) netip.Addr {
-	b.Helper()
-	for range 50 {
-		var ll netip.Addr
-		err := tunnel.InNetNS(ns, func() error {
-			ifi, err := net.InterfaceByName(ifName)
-			if err != nil {
-				return err
-			}
-			addrs, err := ifi.Addrs()
-			for _, a := range addrs {
-				if n, ok := a.(*net.IPNet); ok && n.IP.IsLinkLocalUnicast() {
-					ll, _ = netip.AddrFromSlice(n.IP)
-				}
-			}
-			return err
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if ll.IsValid() {
-			return ll
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	b.Fatalf("no link-local address on %s", ifName)
-	return netip.Addr{}
 }
 
 // TestRAServerHelper is BenchmarkRSReply's router: a Server on the

@@ -65,7 +65,8 @@ func newDRLink(t *testing.T) *drLink {
 	return l
 }
 
-func waitLinkLocal(t *testing.T, ns netns.NsHandle, ifName string) netip.Addr {
+// waitLinkLocal waits up to 2 s for ifName's link-local address in ns.
+func waitLinkLocal(t testing.TB, ns netns.NsHandle, ifName string) netip.Addr {
 	t.Helper()
 	for range 100 {
 		var ll netip.Addr
