@@ -251,11 +251,11 @@ func (l *Logger) With(args ...any) *Logger {
 // Log writes msg at level to every destination that wants it. The context
 // is accepted for log/slog's call shape; nothing reads it.
 func (l *Logger) Log(_ context.Context, level Level, msg string, args ...any) {
-	if l == nil || required(level) > int(l.core.min.Load()) {
+	need := required(level)
+	if l == nil || need > int(l.core.min.Load()) {
 		return
 	}
 	c := l.core
-	need := required(level)
 	msg = strings.ReplaceAll(msg, "\r\n", "\n")
 	if b := appendArgs(slices.Clip(l.attrs), args); len(b) > 0 {
 		msg += " " + string(b)
