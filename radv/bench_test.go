@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,40 +27,8 @@ import (
 // the same link (answered by the kernel) as the baseline. It reports the
 // medians and their ratio.
 func BenchmarkRSReply(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: network namespaces")
-	}
-	id := os.Getpid() % 100000
-	nsA, nsB := fmt.Sprintf("grt-bra-%d", id), fmt.Sprintf("grt-brb-%d", id)
-	ifA, ifB := fmt.Sprintf("grt%da", id), fmt.Sprintf("grt%db", id)
-	sh := func(args ...string) {
-		b.Helper()
-		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			b.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	for _, ns := range []string{nsA, nsB} {
-		_ = exec.Command("ip", "netns", "del", ns).Run()
-		sh("ip", "netns", "add", ns)
-		b.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
-	}
-	sh("ip", "link", "add", ifA, "netns", nsA, "type", "veth", "peer", "name", ifB, "netns", nsB)
-	sh("ip", "-n", nsA, "link", "set", ifA, "up")
-	sh("ip", "-n", nsB, "link", "set", ifB, "up")
-	hA, err := netns.GetFromName(nsA)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer hA.Close()
-	hB, err := netns.GetFromName(nsB)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer hB.Close()
-
-	// Link-local addresses appear a moment after the link comes up.
-	llA, llB := waitLinkLocal(b, hA, ifA), waitLinkLocal(b, hB, ifB)
+	l := newDRLink(b, "grt")
+	nsA, hB, ifA, ifB, llA, llB := l.nsA, l.hB, l.ifA, l.ifB, l.llA, l.llB
 	// The server runs in its own process inside nsA, as gogoc does: the
 	// interface zone caches of the net packages are per process, and a
 	// process spread over two namespaces would reload them on every packet.

@@ -24,29 +24,31 @@ import (
 // drLink is a veth pair between two fresh namespaces: the router side
 // (a) and a host side (b).
 type drLink struct {
+	nsA      string
 	hA, hB   netns.NsHandle
 	ifA, ifB string
 	llA, llB netip.Addr
 }
 
-func newDRLink(t *testing.T) *drLink {
-	t.Helper()
+// newDRLink builds the pair; tag keeps the names of different callers apart.
+func newDRLink(tb testing.TB, tag string) *drLink {
+	tb.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces")
+		tb.Skip("needs root: network namespaces")
 	}
 	id := os.Getpid() % 100000
-	nsA, nsB := fmt.Sprintf("dr-rta-%d", id), fmt.Sprintf("dr-rtb-%d", id)
-	l := &drLink{ifA: fmt.Sprintf("dr%da", id), ifB: fmt.Sprintf("dr%db", id)}
+	nsA, nsB := fmt.Sprintf("%s-rta-%d", tag, id), fmt.Sprintf("%s-rtb-%d", tag, id)
+	l := &drLink{nsA: nsA, ifA: fmt.Sprintf("%s%da", tag, id), ifB: fmt.Sprintf("%s%db", tag, id)}
 	sh := func(args ...string) {
-		t.Helper()
+		tb.Helper()
 		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+			tb.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
 	for _, ns := range []string{nsA, nsB} {
 		_ = exec.Command("ip", "netns", "del", ns).Run()
 		sh("ip", "netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		tb.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 		sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0")
 	}
 	sh("ip", "link", "add", l.ifA, "netns", nsA, "type", "veth", "peer", "name", l.ifB, "netns", nsB)
@@ -54,14 +56,15 @@ func newDRLink(t *testing.T) *drLink {
 	sh("ip", "-n", nsB, "link", "set", l.ifB, "up")
 	var err error
 	if l.hA, err = netns.GetFromName(nsA); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { l.hA.Close() })
+	tb.Cleanup(func() { l.hA.Close() })
 	if l.hB, err = netns.GetFromName(nsB); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { l.hB.Close() })
-	l.llA, l.llB = waitLinkLocal(t, l.hA, l.ifA), waitLinkLocal(t, l.hB, l.ifB)
+	tb.Cleanup(func() { l.hB.Close() })
+	// Link-local addresses appear a moment after the link comes up.
+	l.llA, l.llB = waitLinkLocal(tb, l.hA, l.ifA), waitLinkLocal(tb, l.hB, l.ifB)
 	return l
 }
 
@@ -154,7 +157,7 @@ func (h *hostSock) recv(t *testing.T) ([]byte, netip.Addr, int) {
 // solicitations get through, malformed ones are reported as such, and
 // what it writes leaves from the link-local address with hop limit 255.
 func TestListenOnLink(t *testing.T) {
-	l := newDRLink(t)
+	l := newDRLink(t, "dr")
 	host := openHost(t, l, 255)
 	forwarded := openHost(t, l, 64)
 	var hostMAC net.HardwareAddr
@@ -278,7 +281,7 @@ func TestListenOnLink(t *testing.T) {
 // is answered with an RA to it, malformed ones are counted as dropped
 // without stopping the Server, and stopping sends the final RA.
 func TestServeOnLink(t *testing.T) {
-	l := newDRLink(t)
+	l := newDRLink(t, "dr")
 	host := openHost(t, l, 255)
 	err := tunnel.InNetNS(l.hA, func() error {
 		c, hw, err := Listen(l.ifA)
