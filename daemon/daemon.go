@@ -15,15 +15,16 @@ import (
 
 	"github.com/jsklein/gogoc/config"
 	"github.com/jsklein/gogoc/internal/logx"
+	"github.com/jsklein/gogoc/lan"
 	"github.com/jsklein/gogoc/router"
 	"github.com/jsklein/gogoc/tsp"
 	"github.com/jsklein/gogoc/tunnel"
 )
 
-// LAN is the router-mode LAN side (cmd/gogoc's lanSide).
+// LAN is the router-mode LAN side (package lan's *LAN).
 type LAN interface {
 	// Up applies the delegated prefix and advertises a default router.
-	Up(ctx context.Context, o *tsp.Offer, tunIf string) error
+	Up(ctx context.Context, u lan.Uplink, tunIf string) error
 	// Down: the tunnel is lost; stop advertising a default router.
 	Down()
 	// Close sends the final advertisement and removes everything.
@@ -618,7 +619,7 @@ func (d *Daemon) establish(ctx context.Context, server string) (_ *session, err 
 		return nil, fmt.Errorf("tunnel %s on %s: %w", o.Type, ifName, err)
 	}
 	if d.o.LAN != nil {
-		if err := d.o.LAN.Up(ctx, o, s.t.Name()); err != nil {
+		if err := d.o.LAN.Up(ctx, uplink(o), s.t.Name()); err != nil {
 			return nil, fmt.Errorf("LAN side: %w", err)
 		}
 	}
@@ -637,6 +638,11 @@ func (d *Daemon) establish(ctx context.Context, server string) (_ *session, err 
 	}
 	d.targets <- s.remote.Addr().Unmap()
 	return s, nil
+}
+
+// uplink maps an offer onto what the LAN side needs of it.
+func uplink(o *tsp.Offer) lan.Uplink {
+	return lan.Uplink{Delegated: o.Prefix, Lifetime: o.Lifetime, MTU: o.MTU, DNS: o.DNSServers}
 }
 
 func (d *Daemon) setUp(s *session) {

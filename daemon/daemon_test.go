@@ -12,6 +12,7 @@ import (
 
 	"github.com/jsklein/gogoc/config"
 	"github.com/jsklein/gogoc/internal/testbroker"
+	"github.com/jsklein/gogoc/lan"
 	"github.com/jsklein/gogoc/tsp"
 	"github.com/jsklein/gogoc/tunnel"
 )
@@ -22,7 +23,7 @@ type fakeLAN struct {
 	calls []string
 }
 
-func (l *fakeLAN) Up(_ context.Context, o *tsp.Offer, ifName string) error {
+func (l *fakeLAN) Up(_ context.Context, _ lan.Uplink, ifName string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.calls = append(l.calls, "up "+ifName)

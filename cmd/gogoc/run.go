@@ -13,6 +13,7 @@ import (
 	"github.com/jsklein/gogoc/config"
 	"github.com/jsklein/gogoc/daemon"
 	"github.com/jsklein/gogoc/internal/logx"
+	"github.com/jsklein/gogoc/lan"
 	"github.com/jsklein/gogoc/tunnel"
 )
 
@@ -64,14 +65,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	defer lg.Close()
 	log := lg
 
-	lan, err := newLAN(c, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "gogoc run: %v\n", err)
-		return 1
-	}
-	var lanD daemon.LAN
-	if lan != nil {
-		lanD = lan
+	var lanSide daemon.LAN // nil outside router mode
+	if c.HostType == config.HostTypeRouter {
+		l, err := lan.New(lanConfig(c, log))
+		if err != nil {
+			fmt.Fprintf(stderr, "gogoc run: %v\n", err)
+			return 1
+		}
+		lanSide = l
 	}
 	d, err := daemon.New(daemon.Options{
 		Config: c,
@@ -79,7 +80,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		// kernel has them (auto), else the userspace engine.
 		NewTunnel:  tunnel.New,
 		PlaneOf:    tunnel.PlaneOf,
-		LAN:        lanD,
+		LAN:        lanSide,
 		Log:        log,
 		Params:     tspParams,
 		WAN:        daemon.NetlinkWAN,
@@ -123,6 +124,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	_ = d.Run(ctx)
 	log.Info("stopped")
 	return 0
+}
+
+// lanConfig maps the router-mode keys onto the LAN side.
+func lanConfig(c *config.Config, log *logx.Logger) lan.Config {
+	return lan.Config{
+		Interface: c.IfPrefix,
+		SubnetID:  c.SubnetID,
+		Advertise: c.RA != config.RANone,
+		DNS:       c.DNSServersRA,
+		Log:       log,
+	}
 }
 
 // reload re-reads the configuration with the same flags on top (SIGHUP).

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -272,5 +273,21 @@ func TestRouterFlagWithoutLAN(t *testing.T) {
 		if !needLAN && (c.HostType != config.HostTypeRouter || c.IfPrefix == "") {
 			t.Errorf("negotiate: host_type %s, if_prefix %q; want router with some device", c.HostType, c.IfPrefix)
 		}
+	}
+}
+
+// lanConfig carries the router-mode keys over; ra none keeps the address
+// and routes but sends no RAs.
+func TestLANConfig(t *testing.T) {
+	c := config.Defaults(config.FormatUCI)
+	c.HostType, c.IfPrefix, c.SubnetID = config.HostTypeRouter, "br-lan", 0x2a
+	c.DNSServersRA = []netip.Addr{netip.MustParseAddr("2001:db8::53")}
+	got := lanConfig(&c, nil)
+	if got.Interface != "br-lan" || got.SubnetID != 0x2a || !got.Advertise || len(got.DNS) != 1 || got.DNS[0] != c.DNSServersRA[0] {
+		t.Fatalf("lanConfig: %+v", got)
+	}
+	c.RA = config.RANone
+	if lanConfig(&c, nil).Advertise {
+		t.Fatal("ra none: the LAN side advertises")
 	}
 }
