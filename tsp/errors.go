@@ -124,6 +124,9 @@ func malformed(phase, format string, args ...any) error {
 type RedirectError struct {
 	Phase   string
 	Brokers []Broker
+	// viaLoopback: the redirecting broker was reached at a loopback
+	// address, so loopback targets are its own (see policy.go).
+	viaLoopback bool
 }
 
 func (e *RedirectError) Error() string {

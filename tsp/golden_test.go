@@ -86,10 +86,13 @@ func TestRequestRefusals(t *testing.T) {
 		r Request
 		c netip.Addr
 	}{
-		"v6 endpoint for v6v4":   {Request{Type: V6V4}, netip.MustParseAddr("2001:db8::1")},
-		"v4 endpoint for v4v6":   {Request{Type: V4V6}, v4},
-		"unknown type":           {Request{Type: "dslite"}, v4},
-		"prefix 129":             {Request{Type: V6V4, Router: true, PrefixLen: 129}, v4},
+		"v6 endpoint for v6v4": {Request{Type: V6V4}, netip.MustParseAddr("2001:db8::1")},
+		"v4 endpoint for v4v6": {Request{Type: V4V6}, v4},
+		"unknown type":         {Request{Type: "dslite"}, v4},
+		"prefix 129":           {Request{Type: V6V4, Router: true, PrefixLen: 129}, v4},
+		// No offer could pass the address policy for these (tsp/policy.go).
+		"prefix 65":              {Request{Type: V6V4, Router: true, PrefixLen: 65}, v4},
+		"router over v4v6":       {Request{Type: V4V6, Router: true, PrefixLen: 24}, netip.MustParseAddr("2001:db8::10")},
 		"zero interval":          {Request{Type: V6V4, Keepalive: true}, v4},
 		"proxy with v6udpv4":     {Request{Type: V6UDPV4, Proxy: true}, v4},
 		"dns name with xml":      {Request{Type: V6V4, Router: true, PrefixLen: 56, DNSServers: []string{"<x>"}}, v4},

@@ -61,11 +61,15 @@ func (n *Negotiator) Negotiate(ctx context.Context, server string) (*Result, err
 	}
 	seen := map[string]bool{server: true}
 	list := []string{server}
+	// redirected is the Negotiator used for the current list: the same, but
+	// after a redirect its dialler applies the address policy to where
+	// each target's name led (see policy.go).
+	redirected := n
 	for depth := 0; ; depth++ {
 		var lastErr error
 		var redirect *RedirectError
 		for _, cand := range list {
-			res, err := n.negotiateServer(ctx, cand)
+			res, err := redirected.negotiateServer(ctx, cand)
 			if err == nil {
 				return res, nil
 			}
@@ -104,6 +108,29 @@ func (n *Negotiator) Negotiate(ctx context.Context, server string) (*Result, err
 			}
 		}
 		n.log().Info("broker redirect", "brokers", len(list), "first", list[0])
+		m := *n
+		m.Dial = policyDial(n.Dial, redirect.Phase, redirect.viaLoopback)
+		redirected = &m
+	}
+}
+
+// policyDial wraps dial for the targets of a redirect: the address a
+// target's name resolved to must pass the policy too, checked before
+// anything is sent. A refused target counts as a failed dial, so the next
+// one in the list is tried.
+func policyDial(dial DialFunc, phase string, loopbackOK bool) DialFunc {
+	return func(ctx context.Context, server string, network Network) (Transport, error) {
+		t, err := dial(ctx, server, network)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkAddr(phase, FieldRedirect, t.RemoteAddr().Addr().Unmap(), loopbackOK); err != nil {
+			t.Close()
+			pe := err.(*PolicyError)
+			pe.Value = server + " (" + pe.Value + ")"
+			return nil, pe
+		}
+		return t, nil
 	}
 }
 

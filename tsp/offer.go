@@ -89,8 +89,9 @@ func decodeTunnelXML(phase string, data []byte) (*xmlTunnel, error) {
 
 // ParseOffer parses the body of a tunnel reply whose status was 200: the XML
 // after the status line. req is what was asked for, network the transport
-// used; the offer must fit both.
-func ParseOffer(xmlBody []byte, req Request, network Network) (*Offer, error) {
+// used and broker the address it reached the broker at; the offer must fit
+// them and pass the address policy (policy.go).
+func ParseOffer(xmlBody []byte, req Request, network Network, broker netip.Addr) (*Offer, error) {
 	const phase = "offer"
 	t, err := decodeTunnelXML(phase, xmlBody)
 	if err != nil {
@@ -166,7 +167,7 @@ func ParseOffer(xmlBody []byte, req Request, network Network) (*Offer, error) {
 			return nil, malformed(phase, "more than one delegated prefix")
 		}
 		p := c.Router[0].Prefix[0]
-		if o.Prefix, err = parsePrefix(p.Value, p.Length, o.Type); err != nil {
+		if o.Prefix, err = parsePrefix(p.Value, p.Length); err != nil {
 			return nil, malformed(phase, "delegated prefix: %v", err)
 		}
 	}
@@ -198,6 +199,9 @@ func ParseOffer(xmlBody []byte, req Request, network Network) (*Offer, error) {
 		if n > 0 && !o.KeepaliveAddr.IsValid() {
 			return nil, malformed(phase, "keepalive interval %d without a keepalive address", n)
 		}
+	}
+	if err := checkOffer(o, req, broker.Unmap().IsLoopback()); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
@@ -241,7 +245,9 @@ func addrPair(phase, elem string, addrs []xmlAddr) (v4, v6 netip.Addr, err error
 	return v4, v6, nil
 }
 
-// parseAddr parses a unicast address of the family its type attribute names.
+// parseAddr parses an address of the family its type attribute names. It
+// checks the syntax only; which addresses are acceptable is the address
+// policy's question (policy.go).
 func parseAddr(s, typ string) (netip.Addr, error) {
 	s = strings.TrimSpace(s)
 	ip, err := netip.ParseAddr(s)
@@ -249,38 +255,30 @@ func parseAddr(s, typ string) (netip.Addr, error) {
 		return netip.Addr{}, errors.New(quoteSnippet([]byte(s)) + " is not an IP address")
 	}
 	switch {
-	case typ == "ipv4" && !ip.Is4(), typ == "ipv6" && (!ip.Is6() || ip.Is4In6()):
+	case typ == "ipv4" && !ip.Is4(), typ == "ipv6" && !ip.Is6():
 		return netip.Addr{}, errors.New(ip.String() + " is not of type " + typ)
 	case typ != "ipv4" && typ != "ipv6":
 		return netip.Addr{}, errors.New("unknown address type " + quoteSnippet([]byte(typ)))
 	case ip.Zone() != "":
 		return netip.Addr{}, errors.New(s + " carries a zone")
-	case ip.IsUnspecified(), ip.IsMulticast(), ip == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		return netip.Addr{}, errors.New(ip.String() + " is not a unicast address")
 	}
 	return ip, nil
 }
 
-// parsePrefix normalises the delegated prefix with netip (the broker sends
-// the fully expanded form) and checks the length for the tunnel family.
-func parsePrefix(addr, length string, t TunnelType) (netip.Prefix, error) {
-	typ, bits := "ipv6", 128
-	if t == V4V6 {
-		typ, bits = "ipv4", 32
-	}
-	n, err := parseUint(length, uint64(bits))
-	if err != nil || n == 0 {
-		return netip.Prefix{}, errors.New("length " + quoteSnippet([]byte(length)) + " out of range 1.." + strconv.Itoa(bits))
+// parsePrefix reads the delegated prefix, an IPv6 one whatever the tunnel
+// type, and normalises it with netip (the broker sends the fully expanded
+// form). Its range is the address policy's question.
+func parsePrefix(addr, length string) (netip.Prefix, error) {
+	n, err := parseUint(length, 128)
+	if err != nil {
+		return netip.Prefix{}, errors.New("length " + quoteSnippet([]byte(length)) + " out of range 0..128")
 	}
 	ip, err := netip.ParseAddr(strings.TrimSpace(addr))
 	if err != nil {
 		return netip.Prefix{}, errors.New(quoteSnippet([]byte(addr)) + " is not an IP address")
 	}
-	if typ == "ipv4" && !ip.Is4() || typ == "ipv6" && (!ip.Is6() || ip.Is4In6()) || ip.Zone() != "" {
-		return netip.Prefix{}, errors.New(ip.String() + " is not an " + typ + " prefix")
-	}
-	if ip.IsMulticast() || ip.IsLinkLocalUnicast() {
-		return netip.Prefix{}, errors.New(ip.String() + " cannot be delegated")
+	if !ip.Is6() || ip.Zone() != "" {
+		return netip.Prefix{}, errors.New(ip.String() + " is not an ipv6 prefix")
 	}
 	return netip.PrefixFrom(ip, int(n)).Masked(), nil
 }

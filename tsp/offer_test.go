@@ -12,6 +12,10 @@ import (
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
 
+// offBroker is a broker address off this host: the address policy applies
+// in full.
+var offBroker = netip.MustParseAddr("198.51.100.1")
+
 // offerXML renders a gogo6-style offer (spec §5.1); extra is inserted in
 // <client> before </client>.
 func offerXML(typ TunnelType, extra string) string {
@@ -34,7 +38,7 @@ func TestParseOfferRouter(t *testing.T) {
 	x := offerXML(V6UDPV4, "  <address type=\"dn\">Alice.Broker.example.net</address>\r\n"+
 		"  <dns_server><address type=\"ipv6\">2001:db8::53</address></dns_server>\r\n"+
 		"  <router>\r\n   <prefix length=\"56\">2001:0db8:1234:5600:0000:0000:0000:0000</prefix>\r\n  </router>\r\n")
-	o, err := ParseOffer([]byte(x), Request{Type: V6AnyV4, Router: true, PrefixLen: 56}, UDP)
+	o, err := ParseOffer([]byte(x), Request{Type: V6AnyV4, Router: true, PrefixLen: 56}, UDP, offBroker)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +57,7 @@ func TestParseOfferRouter(t *testing.T) {
 
 func TestParseOfferNormalisesPrefix(t *testing.T) {
 	x := offerXML(V6V4, "  <router><prefix length=\"48\">2001:0db8:1234:5678:0000:0000:0000:0001</prefix></router>\r\n")
-	o, err := ParseOffer([]byte(x), Request{Type: V6V4, Router: true, PrefixLen: 48}, TCP)
+	o, err := ParseOffer([]byte(x), Request{Type: V6V4, Router: true, PrefixLen: 48}, TCP, offBroker)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,16 +154,29 @@ func TestParseServer(t *testing.T) {
 	}
 }
 
+const capUDP = "CAPABILITY TUNNEL=V6V4 TUNNEL=V6UDPV4 TUNNEL=V4V6 AUTH=ANONYMOUS AUTH=DIGEST-MD5\r\n"
+
+// hostileReply is one case of TestHostileReplies.
+type hostileReply struct {
+	name    string
+	replies []string // after CAPABILITY and the 200 to ANONYMOUS unless auth is set
+	auth    []string
+	want    error
+	text    string
+	req     *Request // default: v6udpv4 with keepalive
+	field   string   // the offer field the error must name
+	offer   bool     // an offer that must be rejected on the wire
+}
+
 // hostile replies: each must give a specific error, never a panic or a hang.
 func TestHostileReplies(t *testing.T) {
-	const capUDP = "CAPABILITY TUNNEL=V6V4 TUNNEL=V6UDPV4 AUTH=ANONYMOUS AUTH=DIGEST-MD5\r\n"
 	ok := "200 Success\r\n"
 	swap := func(old, new string) string { return strings.Replace(offerXML(V6UDPV4, ""), old, new, 1) }
 	bigList := "1200 Redirect\r\n<tunnel action=\"info\"><broker>" +
 		strings.Repeat("<address type=\"ipv4\">198.51.100.20</address>", 1000) + "</broker></tunnel>\r\n"
-	tests := []struct {
+	base := []struct {
 		name    string
-		replies []string // after CAPABILITY and the 200 to ANONYMOUS unless auth is set
+		replies []string
 		auth    []string
 		want    error
 		text    string
@@ -177,7 +194,6 @@ func TestHostileReplies(t *testing.T) {
 		{"interval without keepalive address", []string{offerReply(swap("   <address type=\"ipv6\">2001:0db8:0000:0001:0000:0000:0000:0001</address>\r\n  </keepalive>", "</keepalive>"))}, nil, ErrMalformed, "without a keepalive address"},
 		{"NUL in XML", []string{offerReply(swap("203.0.113.7", "203.0.\x00113.7"))}, nil, ErrMalformed, "NUL"},
 		{"invalid UTF-8", []string{offerReply(swap("<client>", "<client>\xff\xfe"))}, nil, ErrMalformed, "UTF-8"},
-		{"multicast client address", []string{offerReply(swap("2001:0db8:0000:0001:0000:0000:0000:0002", "ff02::1"))}, nil, ErrMalformed, "unicast"},
 		{"address with zone", []string{offerReply(swap("2001:0db8:0000:0001:0000:0000:0000:0002", "fe80::1%eth0"))}, nil, ErrMalformed, "zone"},
 		{"missing client ipv6", []string{offerReply(swap("<address type=\"ipv6\">2001:0db8:0000:0001:0000:0000:0000:0002</address>", ""))}, nil, ErrMalformed, "no ipv6"},
 		{"duplicate server ipv4", []string{offerReply(swap("<address type=\"ipv4\">198.51.100.1</address>", "<address type=\"ipv4\">198.51.100.1</address><address type=\"ipv4\">198.51.100.2</address>"))}, nil, ErrMalformed, "more than one"},
@@ -202,6 +218,11 @@ func TestHostileReplies(t *testing.T) {
 		{"offer on silent broker", []string{}, nil, ErrNoReply, "tunnel request"},
 		{"continuation never comes", []string{"Content-length: 500\r\n200 Success\r\n"}, nil, ErrNoReply, "of 500 bytes"},
 	}
+	var tests []hostileReply
+	for _, b := range base {
+		tests = append(tests, hostileReply{name: b.name, replies: b.replies, auth: b.auth, want: b.want, text: b.text})
+	}
+	tests = append(tests, policyReplies()...)
 	if len(tests) < 20 {
 		t.Fatal("table too small")
 	}
@@ -212,7 +233,11 @@ func TestHostileReplies(t *testing.T) {
 				replies = append([]string{capUDP, ok}, tt.replies...)
 			}
 			tr := newScripted(UDP, replies...)
-			s := &Session{T: tr, Creds: Credentials{Method: AuthAnonymous}, Request: Request{Type: V6UDPV4, Keepalive: true, KeepaliveInterval: 30}}
+			req := Request{Type: V6UDPV4, Keepalive: true, KeepaliveInterval: 30}
+			if tt.req != nil {
+				req = *tt.req
+			}
+			s := &Session{T: tr, Creds: Credentials{Method: AuthAnonymous}, Request: req}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
 			o, err := s.Negotiate(ctx)
@@ -221,6 +246,17 @@ func TestHostileReplies(t *testing.T) {
 			}
 			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.text) {
 				t.Fatalf("got %v; want %v containing %q", err, tt.want, tt.text)
+			}
+			var pe *PolicyError
+			if tt.field != "" && (!errors.As(err, &pe) || pe.Field != tt.field || !errors.Is(err, ErrUnsafeOffer) || !strings.Contains(err.Error(), tt.field)) {
+				t.Fatalf("got %v; want a *PolicyError naming the field %q", err, tt.field)
+			}
+			if tt.offer {
+				// A broken offer is declined on the wire (spec §5.4's
+				// reject), so that the broker frees what it allocated.
+				if last := tr.sent[len(tr.sent)-1]; string(last) != string(rejectMsg) {
+					t.Fatalf("last message %q, want the reject", last)
+				}
 			}
 		})
 	}
@@ -239,7 +275,7 @@ func TestOfferMustFitRequest(t *testing.T) {
 		{"router without prefix", Request{Type: V6AnyV4, Router: true, PrefixLen: 56}, V6V4, UDP, "no prefix"},
 	}
 	for _, tt := range tests {
-		if _, err := ParseOffer([]byte(offerXML(tt.offer, "")), tt.req, tt.network); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tt.text) {
+		if _, err := ParseOffer([]byte(offerXML(tt.offer, "")), tt.req, tt.network, offBroker); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tt.text) {
 			t.Errorf("%s: %v", tt.name, err)
 		}
 	}

@@ -91,12 +91,13 @@ func (r Request) validate(client netip.Addr) error {
 		return fmt.Errorf("tsp request: proxy mode excludes v6udpv4 and keepalive")
 	}
 	if r.Router {
-		maxLen := 128
+		// Ask only for what the address policy could accept (policy.go):
+		// an IPv6 prefix of at most /64.
 		if r.Type == V4V6 {
-			maxLen = 32
+			return fmt.Errorf("tsp request: router mode needs an IPv6 prefix, which a v4v6 tunnel does not delegate")
 		}
-		if r.PrefixLen < 1 || r.PrefixLen > maxLen {
-			return fmt.Errorf("tsp request: prefix length %d out of range 1..%d", r.PrefixLen, maxLen)
+		if r.PrefixLen < 1 || r.PrefixLen > maxDelegatedBits {
+			return fmt.Errorf("tsp request: prefix length %d out of range 1..%d", r.PrefixLen, maxDelegatedBits)
 		}
 		for _, n := range r.DNSServers {
 			if !validHostname(n) {

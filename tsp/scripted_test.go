@@ -14,11 +14,12 @@ type scripted struct {
 	replies [][]byte
 	sent    [][]byte
 	local   netip.AddrPort
+	remote  netip.AddrPort
 	closed  bool
 }
 
 func newScripted(network Network, replies ...string) *scripted {
-	s := &scripted{network: network, local: netip.MustParseAddrPort("192.0.2.10:40000")}
+	s := &scripted{network: network, local: netip.MustParseAddrPort("192.0.2.10:40000"), remote: netip.MustParseAddrPort("198.51.100.1:3653")}
 	for _, r := range replies {
 		s.replies = append(s.replies, []byte(r))
 	}
@@ -57,5 +58,5 @@ func (s *scripted) Receive(context.Context) ([]byte, error) {
 
 func (s *scripted) Network() Network           { return s.network }
 func (s *scripted) LocalAddr() netip.AddrPort  { return s.local }
-func (s *scripted) RemoteAddr() netip.AddrPort { return netip.MustParseAddrPort("198.51.100.1:3653") }
+func (s *scripted) RemoteAddr() netip.AddrPort { return s.remote }
 func (s *scripted) Close() error               { s.closed = true; return nil }

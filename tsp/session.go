@@ -3,6 +3,7 @@ package tsp
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -50,6 +51,23 @@ func (s *Session) log() *logx.Logger {
 // back as *StatusError or *RedirectError, refusals of broker input as
 // *ProtocolError. The transport stays open for Accept or Reject.
 func (s *Session) Negotiate(ctx context.Context) (*Offer, error) {
+	o, err := s.negotiate(ctx)
+	var rd *RedirectError
+	if errors.As(err, &rd) {
+		// Any phase may redirect; the targets pass the address policy here.
+		rd.viaLoopback = s.sameHost()
+		if perr := checkRedirect(rd, rd.viaLoopback); perr != nil {
+			return nil, perr
+		}
+	}
+	return o, err
+}
+
+// sameHost: the broker was reached at a loopback address, so it runs on
+// this host (see policy.go).
+func (s *Session) sameHost() bool { return s.T.RemoteAddr().Addr().Unmap().IsLoopback() }
+
+func (s *Session) negotiate(ctx context.Context) (*Offer, error) {
 	s.Version = s.version()
 	log := s.log().With("broker", s.T.RemoteAddr().String(), "transport", string(s.T.Network()), "version", s.Version)
 	reply, err := s.T.Exchange(ctx, []byte("VERSION="+s.Version+"\r\n"))
@@ -94,7 +112,7 @@ func (s *Session) Negotiate(ctx context.Context) (*Offer, error) {
 		return nil, err
 	}
 	_, xmlPart, _ := bytes.Cut(body, []byte("\n"))
-	if s.Offer, err = ParseOffer(xmlPart, s.Request, s.T.Network()); err != nil {
+	if s.Offer, err = ParseOffer(xmlPart, s.Request, s.T.Network(), s.T.RemoteAddr().Addr()); err != nil {
 		// Tell the broker we will not use it; best effort only.
 		_ = s.Reject(ctx)
 		return nil, err
