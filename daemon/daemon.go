@@ -590,17 +590,14 @@ func (d *Daemon) establish(ctx context.Context, server string) (_ *session, err 
 		return nil, err
 	}
 	ifName := c.TunnelInterface(config.TunnelMode(o.Type))
-	tcfg := tunnel.Config{
-		Offer:        *o,
-		IfName:       ifName,
-		DataPlane:    string(c.DataPlane),
-		DefaultRoute: true,
-		RouteMetric:  c.RouteMetric,
-		Keepalive:    tunnel.KeepaliveConfig{Misses: c.KeepaliveMisses, Timeout: c.KeepaliveTimeout},
-		Log:          d.log,
+	tcfg, err := tunnelConfig(o, s.local.Addr())
+	if err != nil {
+		return nil, err
 	}
-	switch o.Type {
-	case tsp.V6UDPV4:
+	tcfg.IfName, tcfg.DataPlane, tcfg.Log = ifName, string(c.DataPlane), d.log
+	tcfg.DefaultRoute, tcfg.RouteMetric = true, c.RouteMetric
+	tcfg.Keepalive.Misses, tcfg.Keepalive.Timeout = c.KeepaliveMisses, c.KeepaliveTimeout
+	if o.Type == tsp.V6UDPV4 {
 		// The tunnel shares the TSP socket: same 5-tuple, same NAT mapping.
 		ru, ok := res.Session.T.(detacher)
 		if !ok {
@@ -611,9 +608,6 @@ func (d *Daemon) establish(ctx context.Context, server string) (_ *session, err 
 			return nil, errors.New("v6udpv4: TSP socket already closed")
 		}
 		s.closer, tcfg.Conn = conn, conn
-	case tsp.V6V4:
-		// Send protocol 41 from the address the broker saw us use.
-		tcfg.LocalV4 = s.local.Addr().Unmap()
 	}
 	if s.t, err = d.o.NewTunnel(ctx, tcfg); err != nil {
 		return nil, fmt.Errorf("tunnel %s on %s: %w", o.Type, ifName, err)

@@ -264,8 +264,8 @@ func TestSupervisorReload(t *testing.T) {
 	changed.TunnelMode = config.TunnelV6AnyV4
 	d.Reload(&changed)
 	ft := plane.next(t, 3*time.Second)
-	if ft.offer.Type != tsp.V6UDPV4 && ft.offer.Type != tsp.V6V4 {
-		t.Fatalf("offer %s", ft.offer.Type)
+	if ft.typ != tunnel.V6UDPV4 && ft.typ != tunnel.V6V4 {
+		t.Fatalf("tunnel type %v", ft.typ)
 	}
 	waitState(t, d, StateUp, time.Second)
 }
@@ -344,7 +344,7 @@ func TestSupervisorTCPFallback(t *testing.T) {
 	el := time.Since(start)
 	waitState(t, d, StateUp, time.Second)
 	t.Logf("UDP silent: up over %s (%s) after %v; tcp_fallback_delay %v; the old client waited ≈6 s",
-		d.Status().Transport, ft.offer.Type, el.Round(time.Millisecond), c.TCPFallbackDelay)
+		d.Status().Transport, ft.typ, el.Round(time.Millisecond), c.TCPFallbackDelay)
 	if d.Status().Transport != "tcp" || el < c.TCPFallbackDelay || el > c.TCPFallbackDelay+time.Second {
 		t.Fatalf("transport %s after %v, want tcp just after %v", d.Status().Transport, el, c.TCPFallbackDelay)
 	}

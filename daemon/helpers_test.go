@@ -20,7 +20,7 @@ import (
 // raises its events. The namespace tests use the real one.
 type fakeTunnel struct {
 	name   string
-	offer  tsp.Offer
+	typ    tunnel.Type
 	ev     chan tunnel.Event
 	mu     sync.Mutex
 	closed bool
@@ -58,7 +58,7 @@ func newFakePlane() *fakePlane { return &fakePlane{ups: make(chan *fakeTunnel, 1
 
 func (p *fakePlane) build(_ context.Context, cfg tunnel.Config) (tunnel.Tunnel, error) {
 	p.built.Add(1)
-	t := &fakeTunnel{name: cfg.IfName, offer: cfg.Offer, ev: make(chan tunnel.Event, 4)}
+	t := &fakeTunnel{name: cfg.IfName, typ: cfg.Type, ev: make(chan tunnel.Event, 4)}
 	select {
 	case p.ups <- t:
 	default: // the test does not follow every tunnel

@@ -16,7 +16,6 @@ import (
 
 	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/vmtest"
-	"github.com/jsklein/gogoc/tsp"
 )
 
 // Addresses of the namespace lab. IPv4 only exists inside the namespaces.
@@ -36,17 +35,17 @@ type lab struct {
 	fwd                       *Forwarder
 	peers                     chan netip.AddrPort // endpoints that said hello
 	clientConn                *net.UDPConn        // v6udpv4: the "TSP session" socket
-	mode                      tsp.TunnelType
+	mode                      Type
 	brokerPlain               bool // broker without offloads, like a TSP broker that is not us
 }
 
 // newLab builds the namespaces. withNAT puts a masquerading router between
 // client and broker (v6udpv4 only).
-func newLab(t *testing.T, mode tsp.TunnelType, withNAT bool) *lab {
+func newLab(t *testing.T, mode Type, withNAT bool) *lab {
 	return newLabWith(t, mode, withNAT, false)
 }
 
-func newLabWith(t *testing.T, mode tsp.TunnelType, withNAT, brokerPlain bool) *lab {
+func newLabWith(t *testing.T, mode Type, withNAT, brokerPlain bool) *lab {
 	t.Helper()
 	requireLab(t)
 	l := &lab{mode: mode, peers: make(chan netip.AddrPort, 4), brokerPlain: brokerPlain}
@@ -99,9 +98,9 @@ func newLabWith(t *testing.T, mode tsp.TunnelType, withNAT, brokerPlain bool) *l
 	l.broker.sysctl(t, "net.ipv6.conf.all.forwarding", "1")
 
 	switch mode {
-	case tsp.V6UDPV4:
+	case V6UDPV4:
 		l.brokerSock = listenUDP(t, l.broker, netip.AddrPortFrom(l.brokerV4, 3653).String())
-	case tsp.V6V4:
+	case V6V4:
 		c, err := ListenProto41(l.broker.h, l.brokerV4)
 		if err != nil {
 			t.Fatal(err)
@@ -146,7 +145,7 @@ func (l *lab) startBroker(t *testing.T) {
 	}
 	l.fwd = fwd
 	t.Cleanup(func() { fwd.Close() })
-	if l.mode == tsp.V6V4 {
+	if l.mode == V6V4 {
 		if err := fwd.AddPeer(netip.AddrPortFrom(l.clientV4, 0), netip.PrefixFrom(labClientV6, 128)); err != nil {
 			t.Fatal(err)
 		}
@@ -177,24 +176,35 @@ func (l *lab) hello(t *testing.T) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-func (l *lab) offer() tsp.Offer {
-	return tsp.Offer{
-		Type:              l.mode,
-		ServerV4:          l.brokerV4,
-		ServerV6:          labServerV6,
-		ClientV4:          l.clientV4,
-		ClientV6:          labClientV6,
-		KeepaliveInterval: 30 * time.Second,
-		KeepaliveAddr:     labServerV6,
+// addrs is the lab's tunnel: what a broker would offer, as plain values.
+func (l *lab) addrs() Config {
+	return Config{
+		Type:           l.mode,
+		Local:          netip.PrefixFrom(labClientV6, 128),
+		Remote:         labServerV6,
+		LocalEndpoint:  l.clientV4,
+		RemoteEndpoint: l.brokerV4,
+		Keepalive:      KeepaliveConfig{Target: labServerV6},
 	}
+}
+
+// withAddrs fills cfg's addresses from base when cfg has no type, and the
+// keepalive target when cfg has none.
+func withAddrs(cfg, base Config) Config {
+	if cfg.Type == 0 {
+		cfg.Type, cfg.Local, cfg.Remote = base.Type, base.Local, base.Remote
+		cfg.LocalEndpoint, cfg.RemoteEndpoint = base.LocalEndpoint, base.RemoteEndpoint
+	}
+	if !cfg.Keepalive.Target.IsValid() {
+		cfg.Keepalive.Target = base.Keepalive.Target
+	}
+	return cfg
 }
 
 // up brings the client tunnel up with cfg's zero fields filled for the lab.
 func (l *lab) up(t *testing.T, cfg Config) Tunnel {
 	t.Helper()
-	if cfg.Offer.Type == "" {
-		cfg.Offer = l.offer()
-	}
+	cfg = withAddrs(cfg, l.addrs())
 	if cfg.IfName == "" {
 		cfg.IfName = "tun6"
 	}
@@ -202,7 +212,7 @@ func (l *lab) up(t *testing.T, cfg Config) Tunnel {
 	if cfg.Log == nil {
 		cfg.Log = testLogger(t, "client")
 	}
-	if l.mode == tsp.V6UDPV4 && cfg.Conn == nil {
+	if l.mode == V6UDPV4 && cfg.Conn == nil {
 		l.hello(t)
 		cfg.Conn = l.clientConn
 	}
@@ -315,7 +325,7 @@ func TestUserspaceV6UDPV4(t *testing.T) {
 }
 
 func testV6UDPV4(t *testing.T, clientPlain, brokerPlain bool) {
-	l := newLabWith(t, tsp.V6UDPV4, false, brokerPlain)
+	l := newLabWith(t, V6UDPV4, false, brokerPlain)
 	tun := l.up(t, Config{DefaultRoute: true, DisableOffload: clientPlain, Keepalive: KeepaliveConfig{Interval: 200 * time.Millisecond}})
 
 	t.Run("ping broker", func(t *testing.T) { ping6(t, l.client, labServerV6) })
@@ -372,7 +382,7 @@ func testV6UDPV4(t *testing.T, clientPlain, brokerPlain bool) {
 }
 
 func TestUserspaceV6UDPV4ThroughNAT(t *testing.T) {
-	l := newLab(t, tsp.V6UDPV4, true)
+	l := newLab(t, V6UDPV4, true)
 	tun := l.up(t, Config{DefaultRoute: true})
 	seen := l.fwd.peers.Load()
 	for ep := range seen.byPeer {
@@ -391,7 +401,7 @@ func TestUserspaceV6UDPV4ThroughNAT(t *testing.T) {
 }
 
 func TestUserspaceV6V4(t *testing.T) {
-	l := newLab(t, tsp.V6V4, false)
+	l := newLab(t, V6V4, false)
 	tun := l.up(t, Config{DefaultRoute: true, Keepalive: KeepaliveConfig{Interval: 200 * time.Millisecond}})
 	ping6(t, l.client, labServerV6)
 	ping6(t, l.client, labInetV6)
@@ -411,7 +421,7 @@ func TestUserspaceV6V4(t *testing.T) {
 }
 
 func TestKeepaliveLossAndRestore(t *testing.T) {
-	l := newLab(t, tsp.V6UDPV4, false)
+	l := newLab(t, V6UDPV4, false)
 	const interval, timeout, misses = 200 * time.Millisecond, 300 * time.Millisecond, 3
 	tun := l.up(t, Config{Keepalive: KeepaliveConfig{Interval: interval, Timeout: timeout, Misses: misses}})
 	deadline := time.Now().Add(2 * time.Second)
@@ -452,7 +462,7 @@ func TestKeepaliveLossAndRestore(t *testing.T) {
 }
 
 func TestLeftoverDeviceIsReplaced(t *testing.T) {
-	l := newLab(t, tsp.V6UDPV4, false)
+	l := newLab(t, V6UDPV4, false)
 	// A "killed" run: its device stays (the fd is still open) and is never
 	// closed by the run itself.
 	old := l.up(t, Config{DefaultRoute: true})
@@ -487,11 +497,11 @@ func TestLeftoverDeviceIsReplaced(t *testing.T) {
 }
 
 func TestNotOurDeviceIsLeftAlone(t *testing.T) {
-	l := newLab(t, tsp.V6UDPV4, false)
+	l := newLab(t, V6UDPV4, false)
 	l.client.ip(t, "link", "set", "c0", "name", "tun6") // someone else's device under our name
-	_, err := NewUserspace(context.Background(), Config{
-		Offer: l.offer(), Conn: dialUDP(t, l.client, "10.97.0.1:3653"), IfName: "tun6", NetNS: l.client.h,
-	})
+	_, err := NewUserspace(context.Background(), withAddrs(Config{
+		Conn: dialUDP(t, l.client, "10.97.0.1:3653"), IfName: "tun6", NetNS: l.client.h,
+	}, l.addrs()))
 	if !errors.Is(err, ErrNotOurs) {
 		t.Fatalf("err = %v, want ErrNotOurs", err)
 	}
@@ -501,13 +511,13 @@ func TestNotOurDeviceIsLeftAlone(t *testing.T) {
 }
 
 func TestSetupRollsBack(t *testing.T) {
-	l := newLab(t, tsp.V6UDPV4, false)
+	l := newLab(t, V6UDPV4, false)
 	// A default route with our metric exists already: the last step fails.
 	l.client.ip(t, "-6", "route", "add", "::/0", "dev", "c0", "metric", "1024")
 	l.hello(t)
-	_, err := NewUserspace(context.Background(), Config{
-		Offer: l.offer(), Conn: l.clientConn, IfName: "tun6", NetNS: l.client.h, DefaultRoute: true,
-	})
+	_, err := NewUserspace(context.Background(), withAddrs(Config{
+		Conn: l.clientConn, IfName: "tun6", NetNS: l.client.h, DefaultRoute: true,
+	}, l.addrs()))
 	if !errors.Is(err, ErrRouteConflict) {
 		t.Fatalf("err = %v, want ErrRouteConflict", err)
 	}

@@ -90,20 +90,25 @@ type plannedRoute struct {
 }
 
 // planFor lists the configuration for a client tunnel (spec §10.3, with
-// host routes instead of the scripts' deletion of other default routes).
+// host routes instead of the scripts' deletion of other default routes),
+// in the tunnel's inner family (spec §1.7 for v4v6: TSP_TUNNEL_PREFIXLEN=32).
 func planFor(cfg Config) linkPlan {
-	o := cfg.Offer
-	p := linkPlan{
-		MTU:   cfg.MTU,
-		Addrs: []netip.Prefix{netip.PrefixFrom(o.ClientV6, 128)},
+	bits, dflt := 128, netip.IPv6Unspecified()
+	if !cfg.Type.inner6() {
+		bits, dflt = 32, netip.IPv4Unspecified()
 	}
-	p.Routes = append(p.Routes, plannedRoute{Dst: netip.PrefixFrom(o.ServerV6, 128)})
-	if cfg.Keepalive.enabled() && o.KeepaliveAddr != o.ServerV6 && o.KeepaliveAddr != o.ClientV6 {
-		// The probes must go through the tunnel even without ::/0.
-		p.Routes = append(p.Routes, plannedRoute{Dst: netip.PrefixFrom(o.KeepaliveAddr, 128)})
+	p := linkPlan{
+		MTU:    cfg.MTU,
+		Addrs:  []netip.Prefix{cfg.Local},
+		Routes: []plannedRoute{{Dst: netip.PrefixFrom(cfg.Remote, bits)}},
+	}
+	if k := cfg.Keepalive.Target; cfg.Keepalive.enabled() && k != cfg.Remote && k != cfg.Local.Addr() {
+		// The probes must go through the tunnel even without a default
+		// route.
+		p.Routes = append(p.Routes, plannedRoute{Dst: netip.PrefixFrom(k, bits)})
 	}
 	if cfg.DefaultRoute {
-		p.Routes = append(p.Routes, plannedRoute{Dst: netip.PrefixFrom(netip.IPv6Unspecified(), 0), Metric: cfg.RouteMetric})
+		p.Routes = append(p.Routes, plannedRoute{Dst: netip.PrefixFrom(dflt, 0), Metric: cfg.RouteMetric})
 	}
 	return p
 }

@@ -8,7 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/jsklein/gogoc/internal/rtlink"
-	"github.com/jsklein/gogoc/tsp"
 )
 
 // ip6tnl parameters for v4v6 (linux/ip6_tunnel.h).
@@ -29,30 +28,29 @@ func newKernelV4V6(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnel config: %w", err)
 	}
-	o := cfg.Offer
-	if o.Type != tsp.V4V6 {
-		return nil, fmt.Errorf("kernel v4v6 for a %s offer: %w", o.Type, ErrUnsupported)
+	if cfg.Type != V4V6 {
+		return nil, fmt.Errorf("kernel v4v6 for a %v tunnel: %w", cfg.Type, ErrUnsupported)
 	}
-	k, h, err := openKernel(cfg, string(o.Type))
+	k, h, err := openKernel(cfg, cfg.Type.String())
 	if err != nil {
 		return nil, err
 	}
 	defer k.undo.rollbackOn(&err)
-	local := o.ClientV6
+	local := cfg.LocalEndpoint
 	if !isLocal(h, unix.AF_INET6, local) {
 		local = netip.Addr{} // the route to the broker picks the source
 	}
 	if err := k.setUp(ctx, cfg, h, kernelDevice{
-		add:  func(undo *undoStack) error { return addIP6Tnl(h, cfg.IfName, cfg.MTU, local, o.ServerV6, undo) },
-		plan: planV4V6(cfg),
+		add:  func(undo *undoStack) error { return addIP6Tnl(h, cfg.IfName, cfg.MTU, local, cfg.RemoteEndpoint, undo) },
+		plan: planFor(cfg),
 		ping: func() (PingConn, error) {
-			return NewPingConn4(cfg.NetNS, cfg.IfName, o.ClientV4, o.KeepaliveAddr)
+			return NewPingConn4(cfg.NetNS, cfg.IfName, cfg.Local.Addr(), cfg.Keepalive.Target)
 		},
 	}); err != nil {
 		return nil, err
 	}
-	k.log.Info("tunnel up", "client", o.ClientV4, "server", o.ServerV4, "local", local, "remote", o.ServerV6,
-		"mtu", cfg.MTU, "keepalive", cfg.Keepalive.Interval, "lifetime", o.Lifetime)
+	k.log.Info("tunnel up", "client", cfg.Local, "server", cfg.Remote, "local", local, "remote", cfg.RemoteEndpoint,
+		"mtu", cfg.MTU, "keepalive", cfg.Keepalive.Interval)
 	return k, nil
 }
 

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/jsklein/gogoc/internal/rtlink"
-	"github.com/jsklein/gogoc/tsp"
 )
 
 // Values of the ip-tunnel encapsulation attributes (linux/if_tunnel.h).
@@ -62,25 +61,20 @@ func newKernel(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnel config: %w", err)
 	}
-	o := cfg.Offer
-	k, h, err := openKernel(cfg, string(o.Type))
+	k, h, err := openKernel(cfg, cfg.Type.String())
 	if err != nil {
 		return nil, err
 	}
 	defer k.undo.rollbackOn(&err)
 
 	var p sitParams
-	switch o.Type {
-	case tsp.V6V4:
-		if !o.ServerV4.Is4() {
-			return nil, fmt.Errorf("v6v4 offer without server IPv4 (%v)", o.ServerV4)
+	switch cfg.Type {
+	case V6V4:
+		p.remote = cfg.RemoteEndpoint
+		if isLocal(h, unix.AF_INET, cfg.LocalEndpoint) {
+			p.local = cfg.LocalEndpoint
 		}
-		p.remote = o.ServerV4
-		p.local = cfg.LocalV4
-		if !p.local.IsValid() && isLocal(h, unix.AF_INET, o.ClientV4) {
-			p.local = o.ClientV4
-		}
-	case tsp.V6UDPV4:
+	case V6UDPV4:
 		if p, err = fouParams(cfg.Conn); err != nil {
 			return nil, err
 		}
@@ -91,23 +85,23 @@ func newKernel(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 			return nil, fmt.Errorf("look up the fou netlink family: %w", err)
 		}
 	default:
-		return nil, fmt.Errorf("kernel %s: %w", o.Type, ErrUnsupported)
+		return nil, fmt.Errorf("kernel %v: %w", cfg.Type, ErrUnsupported)
 	}
 
 	d := kernelDevice{
 		add:  func(undo *undoStack) error { return addSit(h, cfg.IfName, cfg.MTU, p, undo) },
 		plan: planFor(cfg),
 		ping: func() (PingConn, error) {
-			return NewPingConn(cfg.NetNS, cfg.IfName, o.ClientV6, o.KeepaliveAddr)
+			return NewPingConn(cfg.NetNS, cfg.IfName, cfg.Local.Addr(), cfg.Keepalive.Target)
 		},
 	}
-	if o.Type == tsp.V6UDPV4 {
+	if cfg.Type == V6UDPV4 {
 		d.takeOver = func() error { return k.takeOver(cfg.Conn, p.sport) }
 	}
 	if err := k.setUp(ctx, cfg, h, d); err != nil {
 		return nil, err
 	}
-	k.log.Info("tunnel up", "client", o.ClientV6, "server", o.ServerV6, "local", p.local,
+	k.log.Info("tunnel up", "client", cfg.Local, "server", cfg.Remote, "local", p.local,
 		"remote", p.remote, "sport", p.sport, "dport", p.dport, "mtu", cfg.MTU, "keepalive", cfg.Keepalive.Interval)
 	return k, nil
 }
@@ -217,9 +211,9 @@ func fouParams(c net.Conn) (sitParams, error) {
 }
 
 // isLocal reports whether a, an address of family (unix.AF_INET or
-// AF_INET6), is assigned to an interface. The offer's client address is the one
-// the broker saw, which a NAT (behind which it is the public IPv4), a NAT66
-// or a proxy may have changed.
+// AF_INET6), is assigned to an interface. Config.LocalEndpoint may be the
+// address the broker saw, which a NAT (behind which it is the public IPv4),
+// a NAT66 or a proxy may have changed.
 func isLocal(h *rtlink.Handle, family int, a netip.Addr) bool {
 	if family == unix.AF_INET && !a.Is4() || family == unix.AF_INET6 && !a.Is6() {
 		return false

@@ -14,7 +14,6 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/jsklein/gogoc/internal/vmtest"
-	"github.com/jsklein/gogoc/tsp"
 )
 
 // The kernel lab: client ⇄ broker over a veth, the broker's tunnel end
@@ -34,17 +33,17 @@ const (
 
 type kernelLab struct {
 	client, broker *vmtest.NS
-	mode           tsp.TunnelType
+	mode           Type
 	conn           *net.UDPConn // v6udpv4: the client's "TSP session" socket
 }
 
-func newKernelLab(t *testing.T, mode tsp.TunnelType) *kernelLab {
+func newKernelLab(t *testing.T, mode Type) *kernelLab {
 	t.Helper()
 	l := &kernelLab{mode: mode, client: vmtest.NewNS(t, "gva-client"), broker: vmtest.NewNS(t, "gva-broker")}
 	vmtest.Veth(t, l.client, "gvac0", netip.PrefixFrom(klabClientV4, 24), l.broker, "gvab0", netip.PrefixFrom(klabBrokerV4, 24))
 	l.client.WireLike(t, "gvac0")
 	l.broker.WireLike(t, "gvab0")
-	if mode == tsp.V6UDPV4 {
+	if mode == V6UDPV4 {
 		err := l.client.Do(func() (err error) {
 			l.conn, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(klabBrokerV4, klabBrokerPort)))
 			return err
@@ -74,7 +73,7 @@ func (l *kernelLab) brokerEnd(t *testing.T, wrongPort bool) {
 		Ttl:       64,
 		PMtuDisc:  1,
 	}
-	if l.mode == tsp.V6UDPV4 {
+	if l.mode == V6UDPV4 {
 		dport := l.sessionPort()
 		if wrongPort || vmtest.Break() == "fouport" {
 			dport++
@@ -94,22 +93,22 @@ func (l *kernelLab) brokerEnd(t *testing.T, wrongPort bool) {
 	l.broker.Route(t, klabBrokerIf, netip.PrefixFrom(labClientV6, 128))
 }
 
-func (l *kernelLab) offer() tsp.Offer {
-	return tsp.Offer{
-		Type:              l.mode,
-		ServerV4:          klabBrokerV4,
-		ServerV6:          labServerV6,
-		ClientV4:          klabClientV4,
-		ClientV6:          labClientV6,
-		KeepaliveInterval: 30 * time.Second,
-		KeepaliveAddr:     labServerV6,
+// addrs is the lab's tunnel as plain values.
+func (l *kernelLab) addrs() Config {
+	return Config{
+		Type:           l.mode,
+		Local:          netip.PrefixFrom(labClientV6, 128),
+		Remote:         labServerV6,
+		LocalEndpoint:  klabClientV4,
+		RemoteEndpoint: klabBrokerV4,
+		Keepalive:      KeepaliveConfig{Target: labServerV6},
 	}
 }
 
 // up builds the client tunnel with New, filling cfg for the lab.
 func (l *kernelLab) up(t *testing.T, cfg Config) Tunnel {
 	t.Helper()
-	cfg.Offer = l.offer()
+	cfg = withAddrs(cfg, l.addrs())
 	cfg.IfName, cfg.NetNS = klabIf, l.client.H
 	if cfg.DataPlane == "" {
 		cfg.DataPlane = PlaneKernel
@@ -117,7 +116,7 @@ func (l *kernelLab) up(t *testing.T, cfg Config) Tunnel {
 	if cfg.Log == nil {
 		cfg.Log = testLogger(t, "client")
 	}
-	if l.mode == tsp.V6UDPV4 {
+	if l.mode == V6UDPV4 {
 		cfg.Conn = l.conn
 	}
 	tun, err := New(context.Background(), cfg)
@@ -198,7 +197,7 @@ func (l *kernelLab) assertKernelGone(t *testing.T, tun Tunnel) {
 
 func TestKernelV6V4(t *testing.T) {
 	vmtest.RequireKernel(t, vmtest.Sit)
-	l := newKernelLab(t, tsp.V6V4)
+	l := newKernelLab(t, V6V4)
 	l.brokerEnd(t, false)
 	tun := l.up(t, Config{DefaultRoute: true, Keepalive: KeepaliveConfig{Interval: 200 * time.Millisecond}})
 
@@ -220,7 +219,7 @@ func TestKernelV6V4(t *testing.T) {
 
 func TestKernelV6UDPV4(t *testing.T) {
 	vmtest.RequireKernel(t, vmtest.Sit, vmtest.Fou)
-	l := newKernelLab(t, tsp.V6UDPV4)
+	l := newKernelLab(t, V6UDPV4)
 	l.brokerEnd(t, false)
 	port := l.sessionPort()
 	tun := l.up(t, Config{DefaultRoute: true, Keepalive: KeepaliveConfig{Interval: 200 * time.Millisecond}})
@@ -259,7 +258,7 @@ func TestKernelV6UDPV4(t *testing.T) {
 // 5-tuple the broker learnt.
 func TestKernelV6UDPV4UserspaceBroker(t *testing.T) {
 	vmtest.RequireKernel(t, vmtest.Sit, vmtest.Fou, vmtest.Tun)
-	l := newKernelLab(t, tsp.V6UDPV4)
+	l := newKernelLab(t, V6UDPV4)
 	var sock *net.UDPConn
 	err := l.broker.Do(func() (err error) {
 		sock, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(klabBrokerV4, klabBrokerPort)))
@@ -316,9 +315,9 @@ func TestKernelV6UDPV4UserspaceBroker(t *testing.T) {
 // lab can tell a broken path from a working one.
 func TestKernelV6UDPV4WrongPortIsCaught(t *testing.T) {
 	vmtest.RequireKernel(t, vmtest.Sit, vmtest.Fou)
-	l := newKernelLab(t, tsp.V6UDPV4)
+	l := newKernelLab(t, V6UDPV4)
 	l.brokerEnd(t, true)
-	l.up(t, Config{Keepalive: KeepaliveConfig{Disabled: true}})
+	l.up(t, Config{})
 	if n := l.ping(t, 2, 500*time.Millisecond); n != 0 {
 		t.Fatalf("%d echo replies through a broker that sends to the wrong port: the check cannot see breakage", n)
 	}
@@ -328,9 +327,9 @@ func TestKernelV6UDPV4WrongPortIsCaught(t *testing.T) {
 // port after the takeover is dropped without harm (no event, tunnel up).
 func TestKernelControlDatagramDropped(t *testing.T) {
 	vmtest.RequireKernel(t, vmtest.Sit, vmtest.Fou)
-	l := newKernelLab(t, tsp.V6UDPV4)
+	l := newKernelLab(t, V6UDPV4)
 	l.brokerEnd(t, false)
-	tun := l.up(t, Config{Keepalive: KeepaliveConfig{Disabled: true}})
+	tun := l.up(t, Config{})
 	before := tun.Stats()
 	var c *net.UDPConn
 	err := l.broker.Do(func() (err error) {
@@ -365,7 +364,7 @@ func TestKernelControlDatagramDropped(t *testing.T) {
 
 func TestKernelKeepaliveLost(t *testing.T) {
 	vmtest.RequireKernel(t, vmtest.Sit, vmtest.Fou)
-	l := newKernelLab(t, tsp.V6UDPV4)
+	l := newKernelLab(t, V6UDPV4)
 	l.brokerEnd(t, false)
 	const interval, timeout, misses = 200 * time.Millisecond, 300 * time.Millisecond, 3
 	tun := l.up(t, Config{Keepalive: KeepaliveConfig{Interval: interval, Timeout: timeout, Misses: misses}})
@@ -398,26 +397,26 @@ func TestDataPlaneSelect(t *testing.T) {
 	}
 
 	t.Run("auto", func(t *testing.T) {
-		l := newKernelLab(t, tsp.V6UDPV4)
-		tun := l.up(t, Config{DataPlane: PlaneAuto, Keepalive: KeepaliveConfig{Disabled: true}})
+		l := newKernelLab(t, V6UDPV4)
+		tun := l.up(t, Config{DataPlane: PlaneAuto})
 		if got := PlaneOf(tun); got != want {
 			t.Fatalf("auto chose %q, want %q (kernel support: %v)", got, want, haveKernel)
 		}
 	})
 	t.Run("userspace", func(t *testing.T) {
-		l := newKernelLab(t, tsp.V6UDPV4)
-		tun := l.up(t, Config{DataPlane: PlaneUserspace, Keepalive: KeepaliveConfig{Disabled: true}})
+		l := newKernelLab(t, V6UDPV4)
+		tun := l.up(t, Config{DataPlane: PlaneUserspace})
 		if got := PlaneOf(tun); got != PlaneUserspace {
 			t.Fatalf("PlaneOf = %q, want userspace", got)
 		}
 	})
 	t.Run("kernel", func(t *testing.T) {
-		l := newKernelLab(t, tsp.V6UDPV4)
+		l := newKernelLab(t, V6UDPV4)
 		if haveKernel {
-			l.up(t, Config{DataPlane: PlaneKernel, Keepalive: KeepaliveConfig{Disabled: true}})
+			l.up(t, Config{DataPlane: PlaneKernel})
 			return
 		}
-		_, err := New(context.Background(), Config{Offer: l.offer(), Conn: l.conn, IfName: klabIf, NetNS: l.client.H, DataPlane: PlaneKernel})
+		_, err := New(context.Background(), withAddrs(Config{Conn: l.conn, IfName: klabIf, NetNS: l.client.H, DataPlane: PlaneKernel}, l.addrs()))
 		if !errors.Is(err, ErrNoKernelSupport) {
 			t.Fatalf("forced kernel without modules: err = %v, want ErrNoKernelSupport", err)
 		}
@@ -429,7 +428,7 @@ func TestDataPlaneSelect(t *testing.T) {
 		}
 	})
 	t.Run("bad value", func(t *testing.T) {
-		_, err := New(context.Background(), Config{DataPlane: "fast", Offer: tsp.Offer{Type: tsp.V6V4}})
+		_, err := New(context.Background(), Config{DataPlane: "fast", Type: V6V4})
 		if err == nil {
 			t.Fatal("data plane \"fast\" accepted")
 		}
@@ -459,21 +458,21 @@ func TestKernelThroughput(t *testing.T) {
 	d := total / time.Duration(rounds)
 	paths := []struct {
 		name  string
-		mode  tsp.TunnelType
+		mode  Type
 		plane string
 		lab   *kernelLab
 		best  float64
 		runs  []float64
 	}{
-		{name: "kernel-sit", mode: tsp.V6V4, plane: PlaneKernel},
-		{name: "kernel-sit+fou", mode: tsp.V6UDPV4, plane: PlaneKernel},
-		{name: "userspace-v6udpv4", mode: tsp.V6UDPV4, plane: PlaneUserspace},
+		{name: "kernel-sit", mode: V6V4, plane: PlaneKernel},
+		{name: "kernel-sit+fou", mode: V6UDPV4, plane: PlaneKernel},
+		{name: "userspace-v6udpv4", mode: V6UDPV4, plane: PlaneUserspace},
 	}
 	for i := range paths {
 		p := &paths[i]
 		p.lab = newKernelLab(t, p.mode)
 		p.lab.brokerEnd(t, false)
-		p.lab.up(t, Config{DataPlane: p.plane, Keepalive: KeepaliveConfig{Disabled: true}})
+		p.lab.up(t, Config{DataPlane: p.plane})
 		if n := p.lab.ping(t, 1, 2*time.Second); n != 1 {
 			t.Fatalf("no echo reply through %s", p.name)
 		}

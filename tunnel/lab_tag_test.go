@@ -21,7 +21,7 @@ func TestLab(t *testing.T) {
 		t.Skip("set GOGOC_TUNNEL_LAB=<dir> to hold a lab up (scripts/bench-tunnel.sh)")
 	}
 	plain := os.Getenv("GOGOC_TUNNEL_LAB_PLAIN") == "1"
-	l := newLabWith(t, tsp.V6UDPV4, false, plain)
+	l := newLabWith(t, V6UDPV4, false, plain)
 	tun := l.up(t, Config{DefaultRoute: true, DisableOffload: plain})
 	env := fmt.Sprintf("CLIENT_NS=%s\nBROKER_NS=%s\nINET_NS=%s\nCLIENT_V4=%v\nBROKER_V4=%v\nCLIENT_V6=%v\nSERVER_V6=%v\nINET_V6=%v\nLAB_PID=%d\n",
 		l.client.name, l.broker.name, l.inet.name, l.clientV4, l.brokerV4, labClientV6, labServerV6, labInetV6, os.Getpid())

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/jsklein/gogoc/internal/logx"
-	"github.com/jsklein/gogoc/tsp"
 )
 
 // Data planes, the values of Config.DataPlane and of PlaneOf.
@@ -60,13 +59,13 @@ func New(ctx context.Context, cfg Config) (Tunnel, error) {
 	}
 
 	var kernelFn, userFn func(context.Context, Config) (Tunnel, error)
-	switch cfg.Offer.Type {
-	case tsp.V6V4, tsp.V6UDPV4:
+	switch cfg.Type {
+	case V6V4, V6UDPV4:
 		kernelFn, userFn = newKernel, newUserspace
-	case tsp.V4V6:
+	case V4V6:
 		kernelFn, userFn = newKernelV4V6, newUserspaceV4V6
 	default:
-		return nil, fmt.Errorf("data plane for tunnel type %q: %w", cfg.Offer.Type, ErrUnsupported)
+		return nil, fmt.Errorf("data plane for tunnel type %v: %w", cfg.Type, ErrUnsupported)
 	}
 
 	if plane == PlaneUserspace {
@@ -76,6 +75,6 @@ func New(ctx context.Context, cfg Config) (Tunnel, error) {
 	if err == nil || plane == PlaneKernel || !errors.Is(err, ErrNoKernelSupport) {
 		return t, err
 	}
-	log.Warn("kernel data plane unavailable, using userspace", "mode", string(cfg.Offer.Type), "reason", err)
+	log.Warn("kernel data plane unavailable, using userspace", "mode", cfg.Type.String(), "reason", err)
 	return userFn(ctx, cfg)
 }

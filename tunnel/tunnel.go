@@ -14,7 +14,6 @@ import (
 
 	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/rtlink"
-	"github.com/jsklein/gogoc/tsp"
 )
 
 // Defaults applied by NewUserspace to zero Config fields.
@@ -25,9 +24,9 @@ const (
 	DefaultTimeout     = 5 * time.Second // spec §6: reply deadline of 5000 ms
 )
 
-// Tunnel is one established data plane for a tunnel offer. Implementations:
-// the userspace engine (NewUserspace); kernel tunnels (sit, sit+fou, ip6tnl)
-// fit behind the same interface.
+// Tunnel is one established data plane. Implementations: the userspace
+// engine (NewUserspace); kernel tunnels (sit, sit+fou, ip6tnl) fit behind
+// the same interface.
 type Tunnel interface {
 	// Name is the tunnel interface name.
 	Name() string
@@ -42,14 +41,60 @@ type Tunnel interface {
 	Close() error
 }
 
-// Config describes the tunnel to build. Offer is required; everything else
-// has a default.
-type Config struct {
-	Offer tsp.Offer
+// Type is the encapsulation of a tunnel.
+type Type int
 
-	// Conn is, for v6udpv4, the TSP session's own connected UDP socket (a
+// Tunnel types (spec §1.5–1.7).
+const (
+	// V6V4 carries IPv6 in IPv4 as IP protocol 41 (6in4).
+	V6V4 Type = iota + 1
+	// V6UDPV4 carries IPv6 in UDP over IPv4, on the TSP session's socket
+	// (Config.Conn), so that it passes a NAT.
+	V6UDPV4
+	// V4V6 carries IPv4 in IPv6 with next header 4 (RFC 2473).
+	V4V6
+)
+
+func (t Type) String() string {
+	switch t {
+	case V6V4:
+		return "v6v4"
+	case V6UDPV4:
+		return "v6udpv4"
+	case V4V6:
+		return "v4v6"
+	}
+	return "type(" + strconv.Itoa(int(t)) + ")"
+}
+
+// inner6 tells whether the tunnel carries IPv6 (its inner family).
+func (t Type) inner6() bool { return t == V6V4 || t == V6UDPV4 }
+
+// Config describes the tunnel to build in plain values: the caller maps
+// whatever negotiated the tunnel (a TSP offer) onto it. Type, Local and
+// Remote are required, and the outer endpoints the type needs; the rest
+// has defaults.
+type Config struct {
+	Type Type
+
+	// Local is the client's inner address with its prefix length, assigned
+	// to the device (IPv6 for V6V4 and V6UDPV4, IPv4 for V4V6). Remote is
+	// the broker's inner address, reached through a host route.
+	Local  netip.Prefix
+	Remote netip.Addr
+
+	// RemoteEndpoint is the broker's outer address: IPv4 for V6V4, IPv6
+	// for V4V6. V6UDPV4 takes both endpoints from Conn.
+	RemoteEndpoint netip.Addr
+	// LocalEndpoint is the preferred outer source (V6V4, V4V6): used when
+	// it is an address of this host, else the route to RemoteEndpoint
+	// picks one. A NAT in between makes the address the broker saw
+	// foreign, so the caller may pass it without checking.
+	LocalEndpoint netip.Addr
+
+	// Conn is, for V6UDPV4, the TSP session's own connected UDP socket (a
 	// *net.UDPConn or anything with SyscallConn): reusing its 5-tuple
-	// reuses the NAT mapping the broker has seen. Unused for v6v4.
+	// reuses the NAT mapping the broker has seen. Unused otherwise.
 	Conn net.Conn
 
 	// DataPlane chooses the implementation New builds: "auto" (default:
@@ -57,9 +102,9 @@ type Config struct {
 	DataPlane string
 
 	IfName       string // default "tun6"
-	MTU          int    // default Offer.MTU if set, else 1280
-	RouteMetric  int    // metric of ::/0, default 1024
-	DefaultRoute bool   // install ::/0 via the tunnel
+	MTU          int    // 1280..65535, default 1280
+	RouteMetric  int    // metric of the default route, default 1024
+	DefaultRoute bool   // install ::/0 (0.0.0.0/0 for V4V6) via the tunnel
 	Keepalive    KeepaliveConfig
 
 	// NetNS, when > 0, is the network namespace in which the device, its
@@ -69,10 +114,6 @@ type Config struct {
 	// Netlink, when set, is used for all interface configuration instead
 	// of a handle opened (in NetNS) by the tunnel. The caller keeps it.
 	Netlink *rtlink.Handle
-	// LocalV4 is the local IPv4 of the proto-41 socket (v6v4). The default
-	// is Offer.ClientV4 when it is a local address, else the source the
-	// route to the broker picks.
-	LocalV4 netip.Addr
 
 	Log *logx.Logger
 
@@ -85,14 +126,16 @@ type Config struct {
 	DisableOffload bool
 }
 
-// KeepaliveConfig tunes the ICMPv6 echo prober (spec §6).
+// KeepaliveConfig tunes the echo prober (spec §6): ICMPv6 echo, ICMPv4
+// for V4V6.
 type KeepaliveConfig struct {
-	// Interval between probes; 0 means Offer.KeepaliveInterval, which is
-	// authoritative in the protocol. Keepalive is off when both are 0.
+	// Target is the address probed, of the tunnel's inner family; it gets
+	// a host route through the tunnel. Required when Interval is set.
+	Target netip.Addr
+	// Interval between probes; 0 turns the keepalive off.
 	Interval time.Duration
 	Timeout  time.Duration // reply deadline per probe, default 5 s
 	Misses   int           // consecutive misses that mean "lost", default 3
-	Disabled bool          // never probe, whatever the offer says
 
 	// Clock and Conn replace the real clock and ICMPv6 socket (tests). The
 	// tunnel closes Conn when it closes.
@@ -241,21 +284,21 @@ func (s *eventSink) emit(e Event) {
 	}
 }
 
-// NewUserspace builds the userspace data plane for cfg.Offer: a TUN device
-// configured over netlink, bridged to the broker over cfg.Conn (v6udpv4) or a
-// raw protocol-41 socket (v6v4), plus the keepalive prober. A leftover device
-// named cfg.IfName from an earlier run is removed first. On error nothing it
-// added remains. ctx bounds only the set-up.
+// NewUserspace builds the userspace data plane for cfg: a TUN device
+// configured over netlink, bridged to the broker over cfg.Conn (V6UDPV4), a
+// raw protocol-41 socket (V6V4) or a raw IPv6 protocol-4 socket (V4V6), plus
+// the keepalive prober. A leftover device named cfg.IfName from an earlier
+// run is removed first. On error nothing it added remains. ctx bounds only
+// the set-up.
 func NewUserspace(ctx context.Context, cfg Config) (Tunnel, error) {
-	if cfg.Offer.Type == tsp.V4V6 {
+	if cfg.Type == V4V6 {
 		return newUserspaceV4V6(ctx, cfg) // TUN (IPv4) ⇄ raw IPv6 protocol-4 socket
 	}
 	return newUserspace(ctx, cfg)
 }
 
-// withDefaults fills zero fields and checks the offer against the mode.
+// withDefaults fills zero fields and checks the addresses against the type.
 func (cfg Config) withDefaults() (Config, error) {
-	o := cfg.Offer
 	if cfg.IfName == "" {
 		cfg.IfName = "tun6"
 	}
@@ -264,9 +307,6 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MTU == 0 {
 		cfg.MTU = DefaultMTU
-		if o.MTU >= 1280 && o.MTU <= 65535 {
-			cfg.MTU = o.MTU
-		}
 	}
 	if cfg.MTU < 1280 || cfg.MTU > 65535 {
 		return cfg, fmt.Errorf("MTU %d outside 1280..65535", cfg.MTU)
@@ -281,8 +321,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.Log = logx.Discard()
 	}
 	k := &cfg.Keepalive
-	if k.Interval == 0 {
-		k.Interval = o.KeepaliveInterval
+	if k.Interval < 0 {
+		return cfg, fmt.Errorf("keepalive interval %v is negative", k.Interval)
 	}
 	if k.Timeout == 0 {
 		k.Timeout = DefaultTimeout
@@ -293,22 +333,42 @@ func (cfg Config) withDefaults() (Config, error) {
 	if k.Clock == nil {
 		k.Clock = realClock{}
 	}
-	if !o.ClientV6.Is6() || o.ClientV6.Is4In6() {
-		return cfg, fmt.Errorf("offer has no client IPv6 address (%v)", o.ClientV6)
-	}
-	if !o.ServerV6.Is6() || o.ServerV6.Is4In6() {
-		return cfg, fmt.Errorf("offer has no server IPv6 address (%v)", o.ServerV6)
-	}
-	if o.Type == tsp.V4V6 {
-		// Outer endpoints are IPv6 as checked; inner addresses are IPv4.
-		if err := checkV4V6Offer(o, k.enabled()); err != nil {
-			return cfg, err
-		}
-	} else if k.enabled() && !o.KeepaliveAddr.Is6() {
-		// spec §6: an interval without an address is a keepalive error.
-		return cfg, fmt.Errorf("keepalive every %v but no IPv6 keepalive address in the offer", k.Interval)
+	if err := cfg.checkAddrs(); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }
 
-func (k KeepaliveConfig) enabled() bool { return !k.Disabled && k.Interval > 0 }
+// checkAddrs checks that each address the type needs is there and of the
+// right family: inner addresses of the inner family, outer of the outer.
+func (cfg Config) checkAddrs() error {
+	is6 := func(a netip.Addr) bool { return a.Is6() && !a.Is4In6() }
+	inner, innerName := is6, "IPv6"
+	switch cfg.Type {
+	case V6V4:
+		if !cfg.RemoteEndpoint.Is4() {
+			return fmt.Errorf("v6v4 without a broker IPv4 endpoint (%v)", cfg.RemoteEndpoint)
+		}
+	case V6UDPV4: // endpoints from Conn, checked by the plane
+	case V4V6:
+		inner, innerName = netip.Addr.Is4, "IPv4"
+		if !is6(cfg.RemoteEndpoint) {
+			return fmt.Errorf("v4v6 without a broker IPv6 endpoint (%v)", cfg.RemoteEndpoint)
+		}
+	default:
+		return fmt.Errorf("tunnel type %v: %w", cfg.Type, ErrUnsupported)
+	}
+	if !cfg.Local.IsValid() || !inner(cfg.Local.Addr()) {
+		return fmt.Errorf("%v without a local inner %s address (%v)", cfg.Type, innerName, cfg.Local)
+	}
+	if !inner(cfg.Remote) {
+		return fmt.Errorf("%v without a remote inner %s address (%v)", cfg.Type, innerName, cfg.Remote)
+	}
+	if k := cfg.Keepalive; k.enabled() && !inner(k.Target) {
+		// spec §6: an interval without an address is a keepalive error.
+		return fmt.Errorf("keepalive every %v but no %s keepalive target (%v)", k.Interval, innerName, k.Target)
+	}
+	return nil
+}
+
+func (k KeepaliveConfig) enabled() bool { return k.Interval > 0 }

@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/jsklein/gogoc/internal/logx"
-	"github.com/jsklein/gogoc/tsp"
 )
 
 // socketBuffer is the send and receive buffer asked for on the tunnel
@@ -35,22 +34,18 @@ func newUserspace(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnel config: %w", err)
 	}
-	o := cfg.Offer
-	switch o.Type {
-	case tsp.V6UDPV4:
+	switch cfg.Type {
+	case V6UDPV4:
 		if err := checkUDPConn(cfg.Conn); err != nil {
 			return nil, err
 		}
-	case tsp.V6V4:
-		if !o.ServerV4.Is4() {
-			return nil, fmt.Errorf("v6v4 offer without server IPv4 (%v)", o.ServerV4)
-		}
+	case V6V4:
 	default:
-		return nil, fmt.Errorf("userspace %s: %w", o.Type, ErrUnsupported)
+		return nil, fmt.Errorf("userspace %v: %w", cfg.Type, ErrUnsupported)
 	}
 
 	u := &userspace{}
-	u.init(cfg, cfg.Log.With("if", cfg.IfName, "mode", string(o.Type)))
+	u.init(cfg, cfg.Log.With("if", cfg.IfName, "mode", cfg.Type.String()))
 	defer u.undo.rollbackOn(&err)
 
 	u.dev, err = setUpTUN(tunSetup{Netlink: cfg.Netlink, NetNS: cfg.NetNS, IfName: cfg.IfName,
@@ -62,15 +57,11 @@ func newUserspace(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 		return nil, fmt.Errorf("tunnel set-up: %w", err)
 	}
 
-	switch o.Type {
-	case tsp.V6UDPV4:
+	switch cfg.Type {
+	case V6UDPV4:
 		u.conn = cfg.Conn
-	case tsp.V6V4:
-		local := cfg.LocalV4
-		if !local.IsValid() {
-			local = o.ClientV4
-		}
-		c, err := dialProto41(cfg.NetNS, local, o.ServerV4)
+	case V6V4:
+		c, err := dialProto41(cfg.NetNS, cfg.LocalEndpoint, cfg.RemoteEndpoint)
 		if err != nil {
 			return nil, err
 		}
@@ -84,11 +75,11 @@ func newUserspace(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 	}
 	u.eng.cnt, u.eng.log, u.eng.closing = &u.cnt, u.log, &u.closing
 	u.eng.control = u.onControl
-	u.eng.own, u.eng.ownSet = o.ClientV6.As16(), true
+	u.eng.own, u.eng.ownSet = cfg.Local.Addr().As16(), true
 	u.eng.fail = func(err error) { u.sink.emit(Event{Kind: IOError, Err: err}) }
 
 	if err := u.setUpKeepalive(cfg, func() (PingConn, error) {
-		return NewPingConn(cfg.NetNS, u.dev.name, o.ClientV6, o.KeepaliveAddr)
+		return NewPingConn(cfg.NetNS, u.dev.name, cfg.Local.Addr(), cfg.Keepalive.Target)
 	}); err != nil {
 		return nil, err
 	}
@@ -98,7 +89,7 @@ func newUserspace(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 	go func() { defer u.wg.Done(); u.eng.devToNet() }()
 	go func() { defer u.wg.Done(); u.eng.netToDev() }()
 	u.startKeepalive()
-	u.log.Info("tunnel up", "client", o.ClientV6, "server", o.ServerV6,
+	u.log.Info("tunnel up", "client", cfg.Local, "server", cfg.Remote,
 		"local", connLocalAddr(u.conn), "mtu", cfg.MTU, "keepalive", cfg.Keepalive.Interval,
 		"offload", u.dev.vnet, "udp_gso", u.eng.conn.gso(), "udp_gro", u.eng.conn.gro)
 	return u, nil

@@ -31,7 +31,7 @@ func benchV4V6(b *testing.B, plain bool) {
 	l.client.ip(b, "addr", "add", "10.46.0.2/24", "dev", "c0")
 	l.broker.ip(b, "addr", "add", "10.46.0.1/24", "dev", "b0")
 	startForwarderV4V6(b, l, plain)
-	tun, err := New(context.Background(), Config{Offer: v4v6Offer(), DataPlane: PlaneUserspace, IfName: "tun4", NetNS: l.client.h, DisableOffload: plain})
+	tun, err := New(context.Background(), withAddrs(Config{DataPlane: PlaneUserspace, IfName: "tun4", NetNS: l.client.h, DisableOffload: plain}, v4v6Addrs()))
 	if err != nil {
 		b.Fatal(err)
 	}

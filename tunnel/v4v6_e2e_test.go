@@ -126,6 +126,20 @@ func negotiateV4V6(t *testing.T, ns *labNS) *tsp.Result {
 	return res
 }
 
+// v4v6Config maps a negotiated v4v6 offer onto a tunnel Config, as the
+// daemon's mapping does (this package cannot import it): inner IPv4
+// addresses, outer IPv6 endpoints, the offer's keepalive.
+func v4v6Config(o *tsp.Offer) Config {
+	return Config{
+		Type:           V4V6,
+		Local:          netip.PrefixFrom(o.ClientV4, 32),
+		Remote:         o.ServerV4,
+		LocalEndpoint:  o.ClientV6,
+		RemoteEndpoint: o.ServerV6,
+		Keepalive:      KeepaliveConfig{Target: o.KeepaliveAddr, Interval: o.KeepaliveInterval},
+	}
+}
+
 // TestUserspaceV4V6EndToEnd: over a link that carries only IPv6, the
 // client negotiates v4v6 with the real tspbroker (RUDP over IPv6), gets
 // its IPv4 address, and IPv4 ping and TCP (SHA-256 checked) work through
@@ -157,10 +171,10 @@ func TestUserspaceV4V6EndToEnd(t *testing.T) {
 	}
 
 	const timeout, misses = 500 * time.Millisecond, 3
-	tun, err := New(context.Background(), Config{
-		Offer: *o, DataPlane: PlaneUserspace, IfName: "tun4", NetNS: l.client.h, DefaultRoute: true,
-		Log: testLogger(t, "client"), Keepalive: KeepaliveConfig{Timeout: timeout, Misses: misses},
-	})
+	cfg := v4v6Config(o)
+	cfg.DataPlane, cfg.IfName, cfg.NetNS, cfg.DefaultRoute, cfg.Log = PlaneUserspace, "tun4", l.client.h, true, testLogger(t, "client")
+	cfg.Keepalive.Timeout, cfg.Keepalive.Misses = timeout, misses
+	tun, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("tunnel: %v", err)
 	}
@@ -230,7 +244,9 @@ func TestUserspaceV4V6EndToEnd(t *testing.T) {
 		if res.Session.T.Network() != tsp.TCP || res.Offer.ClientV4 != v46ClientV4 {
 			t.Fatalf("session over %s with client %v, want TCP and %v", res.Session.T.Network(), res.Offer.ClientV4, v46ClientV4)
 		}
-		tun, err := New(context.Background(), Config{Offer: *res.Offer, DataPlane: PlaneUserspace, IfName: "tun4", NetNS: l.client.h, DefaultRoute: true})
+		cfg := v4v6Config(res.Offer)
+		cfg.DataPlane, cfg.IfName, cfg.NetNS, cfg.DefaultRoute = PlaneUserspace, "tun4", l.client.h, true
+		tun, err := New(context.Background(), cfg)
 		if err != nil {
 			t.Fatalf("tunnel: %v", err)
 		}

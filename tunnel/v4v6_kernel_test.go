@@ -49,7 +49,8 @@ func newKernelV4V6Lab(t *testing.T) *kernelV4V6Lab {
 
 func (l *kernelV4V6Lab) up(t *testing.T, cfg Config) Tunnel {
 	t.Helper()
-	cfg.Offer, cfg.IfName, cfg.NetNS, cfg.DataPlane = v4v6Offer(), k46If, l.client.H, PlaneKernel
+	cfg = withAddrs(cfg, v4v6Addrs())
+	cfg.IfName, cfg.NetNS, cfg.DataPlane = k46If, l.client.H, PlaneKernel
 	cfg.Log = testLogger(t, "client")
 	tun, err := New(context.Background(), cfg)
 	if err != nil {
@@ -158,7 +159,7 @@ func TestKernelV4V6LeftoverAndRollback(t *testing.T) {
 	if err := l.client.NL.RouteAdd(conflict); err != nil {
 		t.Fatal(err)
 	}
-	_, err := New(context.Background(), Config{Offer: v4v6Offer(), DataPlane: PlaneKernel, IfName: k46If, NetNS: l.client.H, DefaultRoute: true})
+	_, err := New(context.Background(), withAddrs(Config{DataPlane: PlaneKernel, IfName: k46If, NetNS: l.client.H, DefaultRoute: true}, v4v6Addrs()))
 	if !errors.Is(err, ErrRouteConflict) {
 		t.Fatalf("err = %v, want ErrRouteConflict", err)
 	}
@@ -174,7 +175,7 @@ func TestKernelV4V6LeftoverAndRollback(t *testing.T) {
 // TestUserspaceV4V6EndToEnd covers.
 func TestKernelV4V6AutoPicksKernel(t *testing.T) {
 	l := newKernelV4V6Lab(t)
-	tun, err := New(context.Background(), Config{Offer: v4v6Offer(), IfName: k46If, NetNS: l.client.H})
+	tun, err := New(context.Background(), withAddrs(Config{IfName: k46If, NetNS: l.client.H}, v4v6Addrs()))
 	if err != nil {
 		t.Fatal(err)
 	}

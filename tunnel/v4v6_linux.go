@@ -12,53 +12,16 @@ import (
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
-
-	"github.com/jsklein/gogoc/tsp"
 )
 
 // v4v6 (spec §1.7) carries IPv4 packets inside IPv6 (RFC 2473 without an
-// encapsulation limit option, next header 4). In a v4v6 offer the families
-// swap: ClientV6/ServerV6 are the outer endpoints, ClientV4/ServerV4 the
-// inner tunnel addresses, and the keepalive address is IPv4.
+// encapsulation limit option, next header 4): the endpoints are IPv6, the
+// inner addresses and the keepalive target IPv4.
 
 // protoIPIP6 is IPPROTO_IPIP as an IPv6 payload.
 const protoIPIP6 = "ip6:4"
 
 const ipv4HeaderLen = 20
-
-// checkV4V6Offer checks the addresses a v4v6 tunnel needs beyond the outer
-// IPv6 endpoints withDefaults already checked.
-func checkV4V6Offer(o tsp.Offer, keepalive bool) error {
-	if !o.ClientV4.Is4() {
-		return fmt.Errorf("v4v6 offer has no client IPv4 address (%v)", o.ClientV4)
-	}
-	if !o.ServerV4.Is4() {
-		return fmt.Errorf("v4v6 offer has no server IPv4 address (%v)", o.ServerV4)
-	}
-	if keepalive && !o.KeepaliveAddr.Is4() {
-		// spec §6: an interval without an address is a keepalive error.
-		return fmt.Errorf("v4v6 keepalive every %v but no IPv4 keepalive address in the offer", o.KeepaliveInterval)
-	}
-	return nil
-}
-
-// planV4V6 is planFor for v4v6: the inner IPv4 addresses on the device and
-// IPv4 routes through it (spec §1.7: TSP_TUNNEL_PREFIXLEN=32).
-func planV4V6(cfg Config) linkPlan {
-	o := cfg.Offer
-	p := linkPlan{
-		MTU:    cfg.MTU,
-		Addrs:  []netip.Prefix{netip.PrefixFrom(o.ClientV4, 32)},
-		Routes: []plannedRoute{{Dst: netip.PrefixFrom(o.ServerV4, 32)}},
-	}
-	if cfg.Keepalive.enabled() && o.KeepaliveAddr != o.ServerV4 && o.KeepaliveAddr != o.ClientV4 {
-		p.Routes = append(p.Routes, plannedRoute{Dst: netip.PrefixFrom(o.KeepaliveAddr, 32)})
-	}
-	if cfg.DefaultRoute {
-		p.Routes = append(p.Routes, plannedRoute{Dst: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Metric: cfg.RouteMetric})
-	}
-	return p
-}
 
 // ListenProto4 opens an unconnected raw IPv6 socket for protocol 4 in ns
 // (<= 0: the current one), bound to local if valid: the broker side of
@@ -306,23 +269,22 @@ func newUserspaceV4V6(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnel config: %w", err)
 	}
-	o := cfg.Offer
-	if o.Type != tsp.V4V6 {
-		return nil, fmt.Errorf("userspace v4v6 for a %s offer: %w", o.Type, ErrUnsupported)
+	if cfg.Type != V4V6 {
+		return nil, fmt.Errorf("userspace v4v6 for a %v tunnel: %w", cfg.Type, ErrUnsupported)
 	}
 	u := &userspaceV4V6{}
-	u.init(cfg, cfg.Log.With("if", cfg.IfName, "mode", string(o.Type), "plane", "userspace"))
+	u.init(cfg, cfg.Log.With("if", cfg.IfName, "mode", cfg.Type.String(), "plane", "userspace"))
 	defer u.undo.rollbackOn(&err)
 
 	u.dev, err = setUpTUN(tunSetup{Netlink: cfg.Netlink, NetNS: cfg.NetNS, IfName: cfg.IfName,
-		Offload: !cfg.DisableOffload, TSO4: true, Plan: planV4V6(cfg)}, &u.undo, u.log)
+		Offload: !cfg.DisableOffload, TSO4: true, Plan: planFor(cfg)}, &u.undo, u.log)
 	if err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("tunnel set-up: %w", err)
 	}
-	conn, err := dialProto4(cfg.NetNS, o.ClientV6, o.ServerV6)
+	conn, err := dialProto4(cfg.NetNS, cfg.LocalEndpoint, cfg.RemoteEndpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -335,15 +297,15 @@ func newUserspaceV4V6(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 	u.pump.fail = func(err error) { u.sink.emit(Event{Kind: IOError, Err: err}) }
 
 	if err := u.setUpKeepalive(cfg, func() (PingConn, error) {
-		return NewPingConn4(cfg.NetNS, u.dev.name, o.ClientV4, o.KeepaliveAddr)
+		return NewPingConn4(cfg.NetNS, u.dev.name, cfg.Local.Addr(), cfg.Keepalive.Target)
 	}); err != nil {
 		return nil, err
 	}
 
 	u.pump.start(&u.wg)
 	u.startKeepalive()
-	u.log.Info("tunnel up", "client", o.ClientV4, "server", o.ServerV4, "local", connLocalAddr(conn),
-		"remote", o.ServerV6, "mtu", cfg.MTU, "keepalive", cfg.Keepalive.Interval, "lifetime", o.Lifetime)
+	u.log.Info("tunnel up", "client", cfg.Local, "server", cfg.Remote, "local", connLocalAddr(conn),
+		"remote", cfg.RemoteEndpoint, "mtu", cfg.MTU, "keepalive", cfg.Keepalive.Interval)
 	return u, nil
 }
 

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/jsklein/gogoc/internal/vmtest"
-	"github.com/jsklein/gogoc/tsp"
 )
 
 // The v4v6 lab: client ⇄ broker over a link that carries IPv6 only, and an
@@ -69,17 +68,16 @@ func (l *v4v6Lab) assertIPv6OnlyPath(t testing.TB, tunName string) {
 	}
 }
 
-// v4v6Offer is what the test broker offers in the lab.
-func v4v6Offer() tsp.Offer {
-	return tsp.Offer{
-		Type:              tsp.V4V6,
-		ServerV4:          v46ServerV4,
-		ServerV6:          v46BrokerOuter,
-		ClientV4:          v46ClientV4,
-		ClientV6:          v46ClientOuter,
-		KeepaliveInterval: 30 * time.Second,
-		KeepaliveAddr:     v46ServerV4,
-		Lifetime:          time.Hour,
+// v4v6Addrs is the tunnel the test broker offers in the lab, as plain
+// values.
+func v4v6Addrs() Config {
+	return Config{
+		Type:           V4V6,
+		Local:          netip.PrefixFrom(v46ClientV4, 32),
+		Remote:         v46ServerV4,
+		LocalEndpoint:  v46ClientOuter,
+		RemoteEndpoint: v46BrokerOuter,
+		Keepalive:      KeepaliveConfig{Target: v46ServerV4},
 	}
 }
 
@@ -150,56 +148,65 @@ func settleKeepalive(t *testing.T, tun Tunnel) {
 }
 
 func TestV4V6Config(t *testing.T) {
-	good := v4v6Offer()
-	cfg, err := Config{Offer: good}.withDefaults()
+	good := v4v6Addrs()
+	good.Keepalive.Interval = 30 * time.Second
+	cfg, err := good.withDefaults()
 	if err != nil {
-		t.Fatalf("valid v4v6 offer refused: %v", err)
+		t.Fatalf("valid v4v6 config refused: %v", err)
 	}
-	if cfg.Keepalive.Interval != 30*time.Second || cfg.MTU != DefaultMTU {
+	if cfg.Keepalive.Interval != 30*time.Second || cfg.MTU != DefaultMTU || cfg.Keepalive.Timeout != DefaultTimeout {
 		t.Fatalf("defaults %+v", cfg)
 	}
 	for _, tc := range []struct {
 		name   string
-		change func(*tsp.Offer)
+		change func(*Config)
 		want   string
 	}{
-		{"no client IPv4", func(o *tsp.Offer) { o.ClientV4 = netip.Addr{} }, "no client IPv4"},
-		{"client IPv6 as inner", func(o *tsp.Offer) { o.ClientV4 = v46ClientOuter }, "no client IPv4"},
-		{"no server IPv4", func(o *tsp.Offer) { o.ServerV4 = netip.Addr{} }, "no server IPv4"},
-		{"no outer server", func(o *tsp.Offer) { o.ServerV6 = netip.Addr{} }, "no server IPv6"},
-		{"outer server mapped IPv4", func(o *tsp.Offer) { o.ServerV6 = netip.MustParseAddr("::ffff:192.0.2.1") }, "no server IPv6"},
-		{"IPv6 keepalive address", func(o *tsp.Offer) { o.KeepaliveAddr = v46BrokerOuter }, "no IPv4 keepalive address"},
-		{"no keepalive address", func(o *tsp.Offer) { o.KeepaliveAddr = netip.Addr{} }, "no IPv4 keepalive address"},
+		{"no client IPv4", func(c *Config) { c.Local = netip.Prefix{} }, "without a local inner IPv4"},
+		{"client IPv6 as inner", func(c *Config) { c.Local = netip.PrefixFrom(v46ClientOuter, 128) }, "without a local inner IPv4"},
+		{"no server IPv4", func(c *Config) { c.Remote = netip.Addr{} }, "without a remote inner IPv4"},
+		{"no outer server", func(c *Config) { c.RemoteEndpoint = netip.Addr{} }, "without a broker IPv6 endpoint"},
+		{"outer server mapped IPv4", func(c *Config) { c.RemoteEndpoint = netip.MustParseAddr("::ffff:192.0.2.1") }, "without a broker IPv6 endpoint"},
+		{"IPv6 keepalive address", func(c *Config) { c.Keepalive.Target = v46BrokerOuter }, "no IPv4 keepalive target"},
+		{"no keepalive address", func(c *Config) { c.Keepalive.Target = netip.Addr{} }, "no IPv4 keepalive target"},
+		{"negative keepalive", func(c *Config) { c.Keepalive.Interval = -time.Second }, "negative"},
+		{"no type", func(c *Config) { c.Type = 0 }, "type(0)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := v4v6Offer()
-			tc.change(&o)
-			_, err := Config{Offer: o}.withDefaults()
+			c := good
+			tc.change(&c)
+			_, err := c.withDefaults()
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want one saying %q", err, tc.want)
 			}
 		})
 	}
-	// Keepalive off: no keepalive address needed.
-	o := v4v6Offer()
-	o.KeepaliveInterval, o.KeepaliveAddr = 0, netip.Addr{}
-	if _, err := (Config{Offer: o}).withDefaults(); err != nil {
-		t.Errorf("offer without keepalive refused: %v", err)
+	// Keepalive off: no keepalive target needed.
+	c := good
+	c.Keepalive = KeepaliveConfig{}
+	if _, err := c.withDefaults(); err != nil {
+		t.Errorf("config without keepalive refused: %v", err)
 	}
-	// A v6 type still insists on an IPv6 keepalive address.
-	o = v4v6Offer()
-	o.Type = tsp.V6V4
-	if _, err := (Config{Offer: o}).withDefaults(); err == nil {
-		t.Error("v6v4 offer with an IPv4 keepalive address accepted")
+	// A v6 type insists on IPv6 inner addresses and keepalive target.
+	c = good
+	c.Type, c.RemoteEndpoint = V6V4, netip.MustParseAddr("192.0.2.1")
+	if _, err := c.withDefaults(); err == nil {
+		t.Error("v6v4 with IPv4 inner addresses accepted")
+	}
+	c.Local, c.Remote = netip.MustParsePrefix("2001:db8::2/128"), netip.MustParseAddr("2001:db8::1")
+	if _, err := c.withDefaults(); err == nil || !strings.Contains(err.Error(), "no IPv6 keepalive target") {
+		t.Errorf("v6v4 with an IPv4 keepalive target: err = %v", err)
 	}
 }
 
 func TestPlanV4V6(t *testing.T) {
-	cfg, err := Config{Offer: v4v6Offer(), DefaultRoute: true, RouteMetric: 77}.withDefaults()
+	c := v4v6Addrs()
+	c.DefaultRoute, c.RouteMetric, c.Keepalive.Interval = true, 77, 30*time.Second
+	cfg, err := c.withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := planV4V6(cfg)
+	p := planFor(cfg)
 	if len(p.Addrs) != 1 || p.Addrs[0] != netip.MustParsePrefix("198.18.0.2/32") || p.MTU != 1280 {
 		t.Fatalf("plan %+v: want 198.18.0.2/32, MTU 1280", p)
 	}
@@ -208,10 +215,10 @@ func TestPlanV4V6(t *testing.T) {
 		t.Fatalf("routes %+v, want %+v", p.Routes, want)
 	}
 	// A keepalive address other than the server gets its own host route.
-	o := v4v6Offer()
-	o.KeepaliveAddr = netip.MustParseAddr("198.18.0.254")
-	cfg, _ = Config{Offer: o}.withDefaults()
-	p = planV4V6(cfg)
+	c = v4v6Addrs()
+	c.Keepalive.Target, c.Keepalive.Interval = netip.MustParseAddr("198.18.0.254"), 30*time.Second
+	cfg, _ = c.withDefaults()
+	p = planFor(cfg)
 	if len(p.Routes) != 2 || p.Routes[1].Dst != netip.MustParsePrefix("198.18.0.254/32") {
 		t.Fatalf("routes %+v: want a host route to the keepalive address and no default", p.Routes)
 	}
@@ -320,10 +327,10 @@ func TestUserspaceV4V6Forwarder(t *testing.T) {
 func testUserspaceV4V6Forwarder(t *testing.T, clientPlain, brokerPlain bool) {
 	l := newV4V6Lab(t)
 	fwd := startForwarderV4V6(t, l, brokerPlain)
-	tun, err := New(context.Background(), Config{
-		Offer: v4v6Offer(), DataPlane: PlaneUserspace, IfName: "tun4", NetNS: l.client.h, DefaultRoute: true,
+	tun, err := New(context.Background(), withAddrs(Config{
+		DataPlane: PlaneUserspace, IfName: "tun4", NetNS: l.client.h, DefaultRoute: true,
 		Log: testLogger(t, "client"), Keepalive: KeepaliveConfig{Interval: 200 * time.Millisecond}, DisableOffload: clientPlain,
-	})
+	}, v4v6Addrs()))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -406,7 +413,7 @@ func TestV4V6AutoFallsBack(t *testing.T) {
 		t.Skip("this kernel has ip6tnl: auto picks it (TestKernelV4V6AutoPicksKernel)")
 	}
 	l := newV4V6Lab(t)
-	tun, err := New(context.Background(), Config{Offer: v4v6Offer(), IfName: "tun4", NetNS: l.client.h})
+	tun, err := New(context.Background(), withAddrs(Config{IfName: "tun4", NetNS: l.client.h}, v4v6Addrs()))
 	if err != nil {
 		t.Fatalf("auto: %v", err)
 	}
@@ -418,7 +425,7 @@ func TestV4V6AutoFallsBack(t *testing.T) {
 	}
 	assertV4V6Gone(t, l.client.nl, "tun4")
 	// Asking for the kernel explicitly says why it cannot.
-	_, err = New(context.Background(), Config{Offer: v4v6Offer(), DataPlane: PlaneKernel, IfName: "tun4", NetNS: l.client.h})
+	_, err = New(context.Background(), withAddrs(Config{DataPlane: PlaneKernel, IfName: "tun4", NetNS: l.client.h}, v4v6Addrs()))
 	if !errors.Is(err, ErrNoKernelSupport) {
 		t.Errorf("kernel plane without ip6tnl: err = %v, want ErrNoKernelSupport", err)
 	}
