@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"time"
@@ -32,59 +31,96 @@ type LAN interface {
 }
 
 // TunnelBuilder builds the data plane for an accepted offer.
-type TunnelBuilder func(ctx context.Context, cfg tunnel.Config) (tunnel.Tunnel, error)
+type TunnelBuilder interface {
+	Build(ctx context.Context, cfg tunnel.Config) (tunnel.Tunnel, error)
+	// Plane names the data plane of a tunnel it built, for the status.
+	Plane(t tunnel.Tunnel) string
+}
 
-// Defaults of the Options durations.
-const (
-	DefaultMinAttemptInterval = time.Second
-	DefaultStableAfter        = 60 * time.Second
-	DefaultAttemptTimeout     = 20 * time.Second
-	// statusRefresh is how often the status file is rewritten while up,
-	// for the keepalive figures; a longer period wakes the CPU less.
-	statusRefresh = 30 * time.Second
-)
+// SystemTunnels is the production TunnelBuilder: tunnel.New, which honours
+// data_plane (kernel sit/fou/ip6tnl when the kernel has them under auto,
+// else the userspace engine).
+type SystemTunnels struct{}
 
-// Options configure a Daemon. Config and NewTunnel are required.
-type Options struct {
-	Config    *config.Config
-	NewTunnel TunnelBuilder
-	// PlaneOf names a tunnel's data plane for the status; nil says
-	// "userspace".
-	PlaneOf func(tunnel.Tunnel) string
-	LAN     LAN // nil outside router mode
-	Log     *logx.Logger
-	// Dial opens the TSP sockets; nil dials real ones with RUDP.
-	Dial tsp.DialFunc
-	// RUDP tunes the retransmission of the real sockets. Zero InitialRTO
-	// and MinRTO become DefaultRTO.
-	RUDP tsp.RUDPConfig
-	// Params maps the configuration onto the tunnel request and the
-	// credentials (the command's mapping, PASSDSS key settings included);
-	// nil uses a plain mapping of the request keys and credentials.
-	Params func(*config.Config) (tsp.Request, tsp.Credentials)
-	// Probe measures broker distance; nil sends TSP echoes (2 tries of 1 s).
-	Probe Prober
-	// WAN watches the path to the broker; nil watches nothing.
-	WAN WANWatch
-	// StatusFile overrides Config.StatusFile; "-" writes no file.
-	StatusFile string
-	// StateDir holds relative broker_list and last_server files; default
-	// the status file's directory.
-	StateDir string
+// Build implements TunnelBuilder.
+func (SystemTunnels) Build(ctx context.Context, cfg tunnel.Config) (tunnel.Tunnel, error) {
+	return tunnel.New(ctx, cfg)
+}
+
+// Plane implements TunnelBuilder.
+func (SystemTunnels) Plane(t tunnel.Tunnel) string { return tunnel.PlaneOf(t) }
+
+// Timings are the supervisor's own timers (the configuration's retry
+// delays and keepalive are separate). DefaultTimings gives the production
+// values; every field must be positive.
+type Timings struct {
 	// MinAttemptInterval: at most one attempt per broker in this time.
 	MinAttemptInterval time.Duration
 	// StableAfter: a tunnel that stayed up this long resets the back-off.
 	StableAfter time.Duration
 	// AttemptTimeout bounds one negotiation with one broker, redirects
-	// included; default 20 s. RUDP alone may retry one exchange for
-	// about a minute on a bad path, and a fresh attempt does better.
+	// included. RUDP alone may retry one exchange for about a minute on a
+	// bad path, and a fresh attempt does better.
 	AttemptTimeout time.Duration
+	// StatusRefresh is how often the status file is rewritten while up,
+	// for the keepalive figures; a longer period wakes the CPU less.
+	StatusRefresh time.Duration
+	// WANRetryMin and WANRetryMax bound the back-off before a WAN watch
+	// that ended is started again.
+	WANRetryMin, WANRetryMax time.Duration
+}
+
+// DefaultTimings are the production timings.
+func DefaultTimings() Timings {
+	return Timings{
+		MinAttemptInterval: time.Second,
+		StableAfter:        60 * time.Second,
+		AttemptTimeout:     20 * time.Second,
+		StatusRefresh:      30 * time.Second,
+		WANRetryMin:        time.Second,
+		WANRetryMax:        time.Minute,
+	}
+}
+
+func (t Timings) check() error {
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"MinAttemptInterval", t.MinAttemptInterval}, {"StableAfter", t.StableAfter}, {"AttemptTimeout", t.AttemptTimeout},
+		{"StatusRefresh", t.StatusRefresh}, {"WANRetryMin", t.WANRetryMin}, {"WANRetryMax", t.WANRetryMax}} {
+		if f.d <= 0 {
+			return fmt.Errorf("daemon: Timings.%s is %v; start from DefaultTimings()", f.name, f.d)
+		}
+	}
+	if t.WANRetryMax < t.WANRetryMin {
+		return fmt.Errorf("daemon: Timings.WANRetryMax %v is below WANRetryMin %v", t.WANRetryMax, t.WANRetryMin)
+	}
+	return nil
+}
+
+// Options configure a Daemon. Config, Broker, Tunnels, Timings and
+// StateDir are required; LAN, WAN and OnUp are parts a daemon may lack,
+// and nil means it has none.
+type Options struct {
+	Config *config.Config
+	// Broker negotiates tunnels and measures brokers: NewTSPBroker.
+	Broker Broker
+	// Tunnels builds the data plane: SystemTunnels.
+	Tunnels TunnelBuilder
+	Log     *logx.Logger // logx.Discard() (nil) logs nothing
+	Timings Timings
+	// StatusFile is the status JSON kept up to date; "" keeps none.
+	StatusFile string
+	// StateDir holds relative broker_list and last_server files
+	// (production: the status file's directory).
+	StateDir string
+
+	LAN LAN // router mode's LAN side
+	// WAN watches the path to the broker; without one, a WAN change is
+	// noticed by the keepalive only.
+	WAN WANWatcher
 	// OnUp is called with the status of each tunnel that came up.
 	OnUp func(Status)
-	// OnTransition is called on each state change.
-	OnTransition func(from, to State, reason string)
-	// Rand draws the back-off jitter in [0, 1); nil: math/rand/v2.
-	Rand func() float64
 }
 
 // DefaultRTO is the first and the smallest RUDP retransmission timeout:
@@ -95,11 +131,9 @@ const DefaultRTO = time.Second
 
 // Daemon supervises one tunnel. Create it with New and call Run once.
 type Daemon struct {
-	o          Options
-	log        *logx.Logger
-	statusPath string
-	stateDir   string
-	minAttempt time.Duration
+	o   Options
+	t   Timings
+	log *logx.Logger
 
 	reconnect chan string
 	reload    chan *config.Config
@@ -120,22 +154,23 @@ type Daemon struct {
 
 // New checks the options and prepares a daemon in state idle.
 func New(o Options) (*Daemon, error) {
-	if o.Config == nil || o.NewTunnel == nil {
-		return nil, errors.New("daemon: Config and NewTunnel are required")
+	switch {
+	case o.Config == nil:
+		return nil, errors.New("daemon: Options.Config is required")
+	case o.Broker == nil:
+		return nil, errors.New("daemon: Options.Broker is required")
+	case o.Tunnels == nil:
+		return nil, errors.New("daemon: Options.Tunnels is required")
+	case o.StateDir == "":
+		return nil, errors.New("daemon: Options.StateDir is required")
 	}
-	if o.Log == nil {
-		o.Log = logx.Discard()
-	}
-	if o.StableAfter <= 0 {
-		o.StableAfter = DefaultStableAfter
-	}
-	if o.AttemptTimeout <= 0 {
-		o.AttemptTimeout = DefaultAttemptTimeout
+	if err := o.Timings.check(); err != nil {
+		return nil, err
 	}
 	d := &Daemon{
 		o:           o,
+		t:           o.Timings,
 		log:         o.Log,
-		minAttempt:  o.MinAttemptInterval,
 		reconnect:   make(chan string, 1),
 		reload:      make(chan *config.Config, 1),
 		wan:         make(chan string, 1),
@@ -144,23 +179,6 @@ func New(o Options) (*Daemon, error) {
 		lastAttempt: map[string]time.Time{},
 		transitions: map[[2]State]uint64{},
 	}
-	if d.minAttempt <= 0 {
-		d.minAttempt = DefaultMinAttemptInterval
-	}
-	d.statusPath = o.StatusFile
-	if d.statusPath == "" {
-		d.statusPath = o.Config.StatusFile
-	}
-	if d.statusPath == "-" {
-		d.statusPath = ""
-	}
-	d.stateDir = o.StateDir
-	if d.stateDir == "" {
-		d.stateDir = filepath.Dir(config.DefaultStatusFile)
-		if d.statusPath != "" {
-			d.stateDir = filepath.Dir(d.statusPath)
-		}
-	}
 	d.setBackoff()
 	now := stamp(time.Now())
 	d.status = Status{State: StateIdle, Since: now, Updated: now, PID: os.Getpid()}
@@ -168,9 +186,8 @@ func New(o Options) (*Daemon, error) {
 }
 
 func (d *Daemon) setBackoff() {
-	d.backoff.Min = max(d.cfg.RetryDelay, d.minAttempt)
+	d.backoff.Min = max(d.cfg.RetryDelay, d.t.MinAttemptInterval)
 	d.backoff.Max = max(d.cfg.RetryDelayMax, d.backoff.Min)
-	d.backoff.Rand = d.o.Rand
 }
 
 // Reconnect asks for a new tunnel now (SIGUSR1, `gogoc reconnect`, the
@@ -232,7 +249,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := d.o.WAN(wctx, d.targets, d.wan); err != nil && wctx.Err() == nil {
+			if err := d.o.WAN.Watch(wctx, d.targets, d.wan); err != nil && wctx.Err() == nil {
 				d.log.Warn("WAN watch stopped; WAN changes are noticed by the keepalive only", "err", err)
 			}
 		}()
@@ -262,7 +279,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		if stayed >= d.o.StableAfter {
+		if stayed >= d.t.StableAfter {
 			d.backoff.Reset()
 		}
 		d.mu.Lock()
@@ -287,7 +304,7 @@ func (d *Daemon) startup() {
 	if !d.cfg.AlwaysUseSameServer || d.cfg.LastServer == "" {
 		return
 	}
-	p := resolvePath(d.stateDir, d.cfg.LastServer)
+	p := resolvePath(d.o.StateDir, d.cfg.LastServer)
 	s, err := readLastServer(p)
 	switch {
 	case err != nil:
@@ -330,9 +347,6 @@ func (d *Daemon) transition(to State, reason string) {
 		level = logx.LevelWarn
 	}
 	d.log.Log(context.Background(), level, "state "+string(to), "from", string(from), "reason", reason)
-	if d.o.OnTransition != nil {
-		d.o.OnTransition(from, to, reason)
-	}
 	d.writeStatus()
 }
 
@@ -351,14 +365,14 @@ func (d *Daemon) setError(err error) {
 }
 
 func (d *Daemon) writeStatus() {
-	if d.statusPath == "" {
+	if d.o.StatusFile == "" {
 		return
 	}
 	d.mu.Lock()
 	d.status.Updated = stamp(time.Now())
 	s := d.status
 	d.mu.Unlock()
-	if err := WriteStatus(d.statusPath, &s); err != nil {
+	if err := WriteStatus(d.o.StatusFile, &s); err != nil {
 		d.log.Warn("status file", "err", err)
 	}
 }
@@ -417,11 +431,11 @@ func tunnelRelevant(a, b *config.Config) bool {
 }
 
 // pace waits until server may be asked again (one attempt per
-// MinAttemptInterval) and records the attempt.
+// Timings.MinAttemptInterval) and records the attempt.
 func (d *Daemon) pace(ctx context.Context, server string) error {
 	now := time.Now()
 	if last, ok := d.lastAttempt[server]; ok {
-		if w := d.minAttempt - now.Sub(last); w > 0 {
+		if w := d.t.MinAttemptInterval - now.Sub(last); w > 0 {
 			t := time.NewTimer(w)
 			select {
 			case <-ctx.Done():
@@ -433,7 +447,7 @@ func (d *Daemon) pace(ctx context.Context, server string) error {
 		}
 	}
 	for s, at := range d.lastAttempt { // keep the map to the recent ones
-		if now.Sub(at) >= d.minAttempt {
+		if now.Sub(at) >= d.t.MinAttemptInterval {
 			delete(d.lastAttempt, s)
 		}
 	}
@@ -486,7 +500,7 @@ func (d *Daemon) connect(ctx context.Context) (*session, error) {
 	if d.pinned != "" || d.cfg.BrokerList == "" {
 		return nil, lastErr
 	}
-	path := resolvePath(d.stateDir, d.cfg.BrokerList)
+	path := resolvePath(d.o.StateDir, d.cfg.BrokerList)
 	list, err := readBrokerList(path)
 	if err != nil {
 		d.log.Warn("broker list", "err", err)
@@ -508,9 +522,9 @@ func (d *Daemon) connect(ctx context.Context) (*session, error) {
 // order measures and sorts brokers; with write, the list file is
 // replaced by the result (after a redirect of more than one broker).
 func (d *Daemon) order(ctx context.Context, servers []string, write bool) []string {
-	probe := d.o.Probe
-	if probe == nil {
-		probe = EchoProber(d.cfg.TunnelMode == config.TunnelV4V6, 2, time.Second)
+	c := d.cfg
+	probe := func(ctx context.Context, server string) (time.Duration, bool, error) {
+		return d.o.Broker.Probe(ctx, c, server)
 	}
 	ds := Measure(ctx, servers, probe, 100*time.Millisecond)
 	out := make([]string, len(ds))
@@ -519,7 +533,7 @@ func (d *Daemon) order(ctx context.Context, servers []string, write bool) []stri
 	}
 	d.log.Info("broker distances (ms, with penalties)", "brokers", formatDistances(ds))
 	if write && len(out) > 1 && d.cfg.BrokerList != "" {
-		p := resolvePath(d.stateDir, d.cfg.BrokerList)
+		p := resolvePath(d.o.StateDir, d.cfg.BrokerList)
 		if err := writeBrokerList(p, out); err != nil {
 			d.log.Warn("broker list", "err", err)
 		}
@@ -546,32 +560,12 @@ type session struct {
 // the tunnel and brings the LAN side up. On error nothing stays open.
 func (d *Daemon) establish(ctx context.Context, server string) (_ *session, err error) {
 	c := d.cfg
-	params := d.o.Params
-	if params == nil {
-		params = Params
-	}
-	req, creds := params(c)
-	dial := d.o.Dial
-	if dial == nil {
-		rc := d.o.RUDP
-		if rc.InitialRTO == 0 && rc.MinRTO == 0 {
-			rc.InitialRTO, rc.MinRTO = DefaultRTO, DefaultRTO
-		}
-		nd := &tsp.NetDialer{IPv6: req.Type == tsp.V4V6, RUDP: rc}
-		dial = nd.Dial
-	}
-	fallback := c.TCPFallbackDelay
-	if fallback == 0 {
-		fallback = time.Nanosecond // configured as "at once"; 0 means the default to tsp
-	}
-	n := &tsp.Negotiator{Dial: dial, Request: req, Creds: creds, Log: d.log, TCPFallbackDelay: fallback,
-		OrderBrokers: func(ctx context.Context, s []string) []string { return d.order(ctx, s, true) }}
-	nctx, cancel := context.WithTimeout(ctx, d.o.AttemptTimeout)
+	nctx, cancel := context.WithTimeout(ctx, d.t.AttemptTimeout)
 	defer cancel()
-	res, err := n.Negotiate(nctx, server)
+	res, err := d.o.Broker.Negotiate(nctx, c, server, func(ctx context.Context, s []string) []string { return d.order(ctx, s, true) })
 	if err != nil {
 		if ctx.Err() == nil && nctx.Err() != nil {
-			err = fmt.Errorf("%w (no tunnel after %v)", tsp.ErrNoReply, d.o.AttemptTimeout)
+			err = fmt.Errorf("%w (no tunnel after %v)", tsp.ErrNoReply, d.t.AttemptTimeout)
 		}
 		return nil, fmt.Errorf("negotiate with %s: %w", server, err)
 	}
@@ -609,7 +603,7 @@ func (d *Daemon) establish(ctx context.Context, server string) (_ *session, err 
 		}
 		s.closer, tcfg.Conn = conn, conn
 	}
-	if s.t, err = d.o.NewTunnel(ctx, tcfg); err != nil {
+	if s.t, err = d.o.Tunnels.Build(ctx, tcfg); err != nil {
 		return nil, fmt.Errorf("tunnel %s on %s: %w", o.Type, ifName, err)
 	}
 	if d.o.LAN != nil {
@@ -621,7 +615,7 @@ func (d *Daemon) establish(ctx context.Context, server string) (_ *session, err 
 	// The file changes only with the broker: reconnects to the same one
 	// do not rewrite it.
 	if c.LastServer != "" && res.Server != d.current {
-		if err := writeLastServer(resolvePath(d.stateDir, c.LastServer), res.Server); err != nil {
+		if err := writeLastServer(resolvePath(d.o.StateDir, c.LastServer), res.Server); err != nil {
 			d.log.Warn("last server file", "err", err)
 		}
 	}
@@ -641,10 +635,7 @@ func uplink(o *tsp.Offer) lan.Uplink {
 
 func (d *Daemon) setUp(s *session) {
 	o := s.offer
-	plane := "userspace"
-	if d.o.PlaneOf != nil {
-		plane = d.o.PlaneOf(s.t)
-	}
+	plane := d.o.Tunnels.Plane(s.t)
 	str := func(a netip.Addr) string {
 		if !a.IsValid() {
 			return ""
@@ -712,7 +703,7 @@ func (d *Daemon) hold(ctx context.Context, s *session) (reason string, fault boo
 	// nothing needs rewriting, and the daemon sleeps until an event.
 	var refresh <-chan time.Time
 	if s.offer.KeepaliveInterval > 0 {
-		t := time.NewTicker(statusRefresh)
+		t := time.NewTicker(d.t.StatusRefresh)
 		defer t.Stop()
 		refresh = t.C
 	}
@@ -766,8 +757,8 @@ func (d *Daemon) closeSession(s *session, lost bool) {
 }
 
 // Params maps the configuration onto the request and credentials, without
-// a prompt for unknown server keys (a daemon has no terminal). It is the
-// default of Options.Params; the command adds its prompt on top.
+// a prompt for unknown server keys (a daemon has no terminal). The command
+// adds its prompt on top of it.
 func Params(c *config.Config) (tsp.Request, tsp.Credentials) {
 	req := tsp.Request{
 		Type:              tsp.TunnelType(c.TunnelMode),

@@ -11,11 +11,22 @@ import (
 	"time"
 
 	"github.com/jsklein/gogoc/config"
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/testbroker"
 	"github.com/jsklein/gogoc/lan"
 	"github.com/jsklein/gogoc/tsp"
 	"github.com/jsklein/gogoc/tunnel"
 )
+
+// probeBroker replaces the distance probe of a broker client.
+type probeBroker struct {
+	*TSPBroker
+	probe Prober
+}
+
+func (p probeBroker) Probe(ctx context.Context, _ *config.Config, server string) (time.Duration, bool, error) {
+	return p.probe(ctx, server)
+}
 
 // fakeLAN records the calls the router side gets.
 type fakeLAN struct {
@@ -51,9 +62,10 @@ func TestSupervisorLifecycle(t *testing.T) {
 	plane, lan := newFakePlane(), &fakeLAN{}
 	var ups []Status
 	var mu sync.Mutex
-	d, err := New(Options{Config: testConfig(server), NewTunnel: plane.build, LAN: lan,
-		StatusFile: filepath.Join(dir, "status.json"), MinAttemptInterval: 10 * time.Millisecond,
-		OnUp: func(s Status) { mu.Lock(); ups = append(ups, s); mu.Unlock() }})
+	o := testOptions(t, testConfig(server), plane)
+	o.LAN, o.StatusFile, o.StateDir, o.Timings = lan, filepath.Join(dir, "status.json"), dir, fastAttempts()
+	o.OnUp = func(s Status) { mu.Lock(); ups = append(ups, s); mu.Unlock() }
+	d, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +139,9 @@ func TestSupervisorBackoff(t *testing.T) {
 	rec := &recordingDial{}
 	c := testConfig(server)
 	c.RetryDelay, c.RetryDelayMax = time.Second, 4*time.Second
-	d, err := New(Options{Config: c, NewTunnel: newFakePlane().build, StatusFile: "-", Dial: rec.dial})
+	o := testOptions(t, c, newFakePlane())
+	o.Broker = dialBroker(rec.dial, logx.Discard())
+	d, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,8 +192,10 @@ func TestSupervisorRedirectList(t *testing.T) {
 	}
 	dir := t.TempDir()
 	plane := newFakePlane()
-	d, err := New(Options{Config: testConfig(redirS), NewTunnel: plane.build, StatusFile: filepath.Join(dir, "status.json"), Log: testLog(t),
-		Probe: probe, MinAttemptInterval: 10 * time.Millisecond})
+	o := testOptions(t, testConfig(redirS), plane)
+	o.StatusFile, o.StateDir, o.Log, o.Timings = filepath.Join(dir, "status.json"), dir, testLog(t), fastAttempts()
+	o.Broker = probeBroker{NewTSPBroker(Params, o.Log), probe}
+	d, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +241,9 @@ func TestSupervisorAlwaysUseSameServer(t *testing.T) {
 	c.AlwaysUseSameServer = true
 	c.LastServer = "last"
 	plane := newFakePlane()
-	d, err := New(Options{Config: c, NewTunnel: plane.build, StatusFile: filepath.Join(dir, "s.json")})
+	o := testOptions(t, c, plane)
+	o.StatusFile, o.StateDir = filepath.Join(dir, "s.json"), dir
+	d, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +261,9 @@ func TestSupervisorReload(t *testing.T) {
 	_, server := startBroker(t, testbroker.Config{}, "127.0.0.1:0")
 	plane := newFakePlane()
 	c := testConfig(server)
-	d, err := New(Options{Config: c, NewTunnel: plane.build, StatusFile: "-", MinAttemptInterval: 10 * time.Millisecond})
+	o := testOptions(t, c, plane)
+	o.Timings = fastAttempts()
+	d, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +295,9 @@ func TestSupervisorReload(t *testing.T) {
 func TestSupervisorLifetime(t *testing.T) {
 	_, server := startBroker(t, testbroker.Config{Lifetime: 2}, "127.0.0.1:0")
 	plane := newFakePlane()
-	d, err := New(Options{Config: testConfig(server), NewTunnel: plane.build, StatusFile: "-", MinAttemptInterval: 10 * time.Millisecond})
+	o := testOptions(t, testConfig(server), plane)
+	o.Timings = fastAttempts()
+	d, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +316,7 @@ func TestSupervisorRefusalNotFailedOver(t *testing.T) {
 	_, server := startBroker(t, testbroker.Config{Auth: []string{"PLAIN"}, Users: map[string]string{"u": "right"}}, "127.0.0.1:0")
 	c := testConfig(server)
 	c.AuthMethod, c.UserID, c.Password = config.AuthPlain, "u", "wrong"
-	d, err := New(Options{Config: c, NewTunnel: newFakePlane().build, StatusFile: "-"})
+	d, err := New(testOptions(t, c, newFakePlane()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,8 +330,14 @@ func TestSupervisorRefusalNotFailedOver(t *testing.T) {
 // TestSupervisorTCPFallback: the broker's UDP port swallows everything
 // (no answer, no ICMP) while TCP works. For v6anyv4 the tunnel must come
 // up over TCP just after tcp_fallback_delay (1.5 s), not after the old
-// client's ≈6 s of RUDP retries.
+// client's ≈6 s of RUDP retries; with tcp_fallback_delay 0, at once.
 func TestSupervisorTCPFallback(t *testing.T) {
+	for _, delay := range []time.Duration{config.DefaultTCPFallbackDelay, 0} {
+		t.Run(delay.String(), func(t *testing.T) { testTCPFallback(t, delay) })
+	}
+}
+
+func testTCPFallback(t *testing.T, delay time.Duration) {
 	b, err := testbroker.New(testbroker.Config{Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -333,8 +361,11 @@ func TestSupervisorTCPFallback(t *testing.T) {
 	}
 	c := testConfig("broker.test")
 	c.TunnelMode = config.TunnelV6AnyV4
+	c.TCPFallbackDelay = delay
 	plane := newFakePlane()
-	d, err := New(Options{Config: c, NewTunnel: plane.build, StatusFile: "-", Dial: dial})
+	o := testOptions(t, c, plane)
+	o.Broker = dialBroker(dial, logx.Discard())
+	d, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,8 +376,33 @@ func TestSupervisorTCPFallback(t *testing.T) {
 	waitState(t, d, StateUp, time.Second)
 	t.Logf("UDP silent: up over %s (%s) after %v; tcp_fallback_delay %v; the old client waited ≈6 s",
 		d.Status().Transport, ft.typ, el.Round(time.Millisecond), c.TCPFallbackDelay)
+	// The upper bound allows a loaded machine; without the fallback the
+	// tunnel would come after RUDP's give-up, seconds later.
 	if d.Status().Transport != "tcp" || el < c.TCPFallbackDelay || el > c.TCPFallbackDelay+time.Second {
 		t.Fatalf("transport %s after %v, want tcp just after %v", d.Status().Transport, el, c.TCPFallbackDelay)
+	}
+}
+
+// TestNewRefusesMissingParts: no part and no timing has a hidden default.
+func TestNewRefusesMissingParts(t *testing.T) {
+	ok := testOptions(t, testConfig("192.0.2.1"), newFakePlane())
+	if _, err := New(ok); err != nil {
+		t.Fatalf("complete options refused: %v", err)
+	}
+	for name, mutate := range map[string]func(*Options){
+		"no config":          func(o *Options) { o.Config = nil },
+		"no broker":          func(o *Options) { o.Broker = nil },
+		"no tunnel builder":  func(o *Options) { o.Tunnels = nil },
+		"no state dir":       func(o *Options) { o.StateDir = "" },
+		"zero timings":       func(o *Options) { o.Timings = Timings{} },
+		"zero attempt limit": func(o *Options) { o.Timings.AttemptTimeout = 0 },
+		"WAN retry inverted": func(o *Options) { o.Timings.WANRetryMax = o.Timings.WANRetryMin / 2 },
+	} {
+		o := ok
+		mutate(&o)
+		if _, err := New(o); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }
 
@@ -359,7 +415,9 @@ func TestSupervisorAutoRetryOff(t *testing.T) {
 	c := testConfig(server)
 	c.AutoRetryConnect = false
 	c.RetryDelay, c.RetryDelayMax = time.Second, time.Second
-	d, err := New(Options{Config: c, NewTunnel: plane.build, StatusFile: "-", MinAttemptInterval: 10 * time.Millisecond})
+	o := testOptions(t, c, plane)
+	o.Timings = fastAttempts()
+	d, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

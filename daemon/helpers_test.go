@@ -56,7 +56,8 @@ type fakePlane struct {
 
 func newFakePlane() *fakePlane { return &fakePlane{ups: make(chan *fakeTunnel, 16)} }
 
-func (p *fakePlane) build(_ context.Context, cfg tunnel.Config) (tunnel.Tunnel, error) {
+// Build implements TunnelBuilder.
+func (p *fakePlane) Build(_ context.Context, cfg tunnel.Config) (tunnel.Tunnel, error) {
 	p.built.Add(1)
 	t := &fakeTunnel{name: cfg.IfName, typ: cfg.Type, ev: make(chan tunnel.Event, 4)}
 	select {
@@ -65,6 +66,9 @@ func (p *fakePlane) build(_ context.Context, cfg tunnel.Config) (tunnel.Tunnel, 
 	}
 	return t, nil
 }
+
+// Plane implements TunnelBuilder.
+func (p *fakePlane) Plane(tunnel.Tunnel) string { return "userspace" }
 
 // next waits for the next tunnel to be built.
 func (p *fakePlane) next(t *testing.T, within time.Duration) *fakeTunnel {
@@ -108,6 +112,36 @@ func testConfig(server string) *config.Config {
 	c.RetryDelayMax = 2 * time.Second
 	c.KeepaliveInterval = 5 * time.Second
 	return &c
+}
+
+// testOptions are the logic tests' options: the production broker client
+// (real loopback sockets to a test broker), fake tunnels from plane, the
+// production timings, no status file and state files in a fresh directory.
+func testOptions(t testing.TB, c *config.Config, plane *fakePlane) Options {
+	return Options{Config: c, Broker: NewTSPBroker(Params, logx.Discard()), Tunnels: plane, Log: logx.Discard(),
+		Timings: DefaultTimings(), StateDir: t.TempDir()}
+}
+
+// fastAttempts lets a test ask the same broker again after 10 ms.
+func fastAttempts() Timings {
+	t := DefaultTimings()
+	t.MinAttemptInterval = 10 * time.Millisecond
+	return t
+}
+
+// dialFunc adapts a test's dial function, which picks the address itself,
+// to a Dialer.
+type dialFunc func(ctx context.Context, server string, n tsp.Network) (tsp.Transport, error)
+
+func (f dialFunc) Dial(ctx context.Context, server string, n tsp.Network, _ bool) (tsp.Transport, error) {
+	return f(ctx, server, n)
+}
+
+// dialBroker is the production broker client over a test's dial function.
+func dialBroker(dial dialFunc, log *logx.Logger) *TSPBroker {
+	b := NewTSPBroker(Params, log)
+	b.Dialer = dial
+	return b
 }
 
 // recordingDial dials real sockets and records when each attempt started.

@@ -59,7 +59,9 @@ func TestDaemonHerd(t *testing.T) {
 		c.RetryDelay, c.RetryDelayMax = retry, 8*retry
 		c.LastServer, c.BrokerList = "", ""
 		cl := &client{plane: newFakePlane(), rec: &recordingDial{}}
-		d, err := New(Options{Config: c, NewTunnel: cl.plane.build, StatusFile: "-", Dial: cl.rec.dial})
+		o := testOptions(t, c, cl.plane)
+		o.Broker = dialBroker(cl.rec.dial, logx.Discard())
+		d, err := New(o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,8 +157,10 @@ func TestDaemonReconnectCycles(t *testing.T) {
 	server := brokerProcess(t)
 	dir := t.TempDir()
 	plane := newFakePlane()
-	d, err := New(Options{Config: testConfig(server), NewTunnel: plane.build, StatusFile: filepath.Join(dir, "status.json"),
-		MinAttemptInterval: time.Millisecond})
+	o := testOptions(t, testConfig(server), plane)
+	o.StatusFile, o.StateDir = filepath.Join(dir, "status.json"), dir
+	o.Timings.MinAttemptInterval = time.Millisecond
+	d, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +266,10 @@ func TestDaemonLogsNoSecrets(t *testing.T) {
 			c.AuthMethod, c.UserID, c.Password = mech, user, "Tr0ub4dor&3-horse"
 			rec := &sentRecorder{}
 			plane := newFakePlane()
-			d, err := New(Options{Config: c, NewTunnel: plane.build, StatusFile: filepath.Join(dir, "s.json"), Log: l, Dial: rec.dial})
+			o := testOptions(t, c, plane)
+			// The broker client logs the negotiation: same logger.
+			o.StatusFile, o.StateDir, o.Log, o.Broker = filepath.Join(dir, "s.json"), dir, l, dialBroker(rec.dial, l)
+			d, err := New(o)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,12 +9,15 @@ import (
 	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
-// WANWatch watches the path to the broker until ctx ends. The daemon
-// sends each new broker address on targets; the watch takes the route to
-// it as the baseline and sends a reason on changed (without blocking; a
-// pending one is enough) whenever the source address, gateway or device
-// towards that address changes.
-type WANWatch func(ctx context.Context, targets <-chan netip.Addr, changed chan<- string) error
+// WANWatcher watches the path to the broker.
+type WANWatcher interface {
+	// Watch runs until ctx ends or the watch fails. The daemon sends each
+	// new broker address on targets; the watch takes the route to it as
+	// the baseline and sends a reason on changed (without blocking; a
+	// pending one is enough) whenever the source address, gateway or
+	// device towards that address changes.
+	Watch(ctx context.Context, targets <-chan netip.Addr, changed chan<- string) error
+}
 
 // wanDebounce lets a burst of netlink messages (an address replaced, a
 // DHCP renewal touching routes) settle before the route is looked up.
@@ -48,9 +51,12 @@ func routeTo(h *rtlink.Handle, dst netip.Addr) path {
 	return path{ok: true, src: r.Src.Unmap(), gw: r.Gw.Unmap(), linkIdx: r.Index}
 }
 
-// NetlinkWAN is the production WANWatch: it subscribes to the kernel's
+// NetlinkWAN is the production WANWatcher: it subscribes to the kernel's
 // address and route notifications of the current network namespace.
-func NetlinkWAN(ctx context.Context, targets <-chan netip.Addr, changed chan<- string) error {
+type NetlinkWAN struct{}
+
+// Watch implements WANWatcher.
+func (NetlinkWAN) Watch(ctx context.Context, targets <-chan netip.Addr, changed chan<- string) error {
 	h, err := rtlink.NewHandle()
 	if err != nil {
 		return fmt.Errorf("wan watch: netlink: %w", err)

@@ -56,7 +56,7 @@ func TestDaemonWANWatch(t *testing.T) {
 	targets := make(chan netip.Addr, 1)
 	changed := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- tunnel.InNetNS(h, func() error { return NetlinkWAN(ctx, targets, changed) }) }()
+	go func() { done <- tunnel.InNetNS(h, func() error { return NetlinkWAN{}.Watch(ctx, targets, changed) }) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

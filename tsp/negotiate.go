@@ -38,6 +38,9 @@ type Negotiator struct {
 	// 0 means DefaultTCPFallbackDelay; negative waits until UDP gives up,
 	// as the old client did. v6udpv4 never uses TCP.
 	TCPFallbackDelay time.Duration
+	// TCPAtOnce starts TCP beside UDP from the first moment
+	// (tcp_fallback_delay 0); TCPFallbackDelay is not used then.
+	TCPAtOnce bool
 	// OrderBrokers, when set, gets the servers of each redirect (those not
 	// tried yet) and returns them in the order to try, e.g. by measured
 	// distance (spec §7.1). Servers it leaves out are not tried.
@@ -239,6 +242,9 @@ func (n *Negotiator) negotiateServer(ctx context.Context, server string) (*Resul
 }
 
 func (n *Negotiator) fallbackDelay() time.Duration {
+	if n.TCPAtOnce {
+		return 0
+	}
 	if n.TCPFallbackDelay == 0 {
 		return DefaultTCPFallbackDelay
 	}

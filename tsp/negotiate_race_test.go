@@ -85,6 +85,34 @@ func TestNegotiatorTCPRace(t *testing.T) {
 	t.Logf("UDP silent: TCP started after %v and won", tcpAt.Round(time.Millisecond))
 }
 
+// TestNegotiatorTCPAtOnce: with TCPAtOnce (tcp_fallback_delay 0) TCP
+// starts beside a silent UDP at once, whatever TCPFallbackDelay says.
+func TestNegotiatorTCPAtOnce(t *testing.T) {
+	udp := &stalled{scripted: *newScripted(UDP)}
+	tcpAt := make(chan time.Duration, 1)
+	start := time.Now()
+	dial := func(_ context.Context, _ string, network Network) (Transport, error) {
+		if network == UDP {
+			return udp, nil
+		}
+		tcpAt <- time.Since(start)
+		return newScripted(TCP, anonCap, "200 Success\r\n", offerReply(offerXML(V6V4, ""))), nil
+	}
+	n := &Negotiator{Dial: dial, Creds: Credentials{Method: AuthAnonymous}, Request: Request{Type: V6AnyV4},
+		TCPFallbackDelay: time.Hour, TCPAtOnce: true}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := n.Negotiate(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Session.T.Network() != TCP {
+		t.Fatalf("winner ran over %s, want tcp", res.Session.T.Network())
+	}
+	// Bounded by the test's deadline, not the hour: the order is what counts.
+	t.Logf("TCP dialled %v after the start", (<-tcpAt).Round(time.Millisecond))
+}
+
 // TestNegotiatorNoRaceWhenUDPAnswers: a UDP broker that answered the
 // first exchange is slow, not absent: no TCP attempt is started beside it.
 func TestNegotiatorNoRaceWhenUDPAnswers(t *testing.T) {

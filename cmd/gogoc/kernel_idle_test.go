@@ -32,7 +32,7 @@ const (
 	idleOldWakes  = 120.0   // old client: tunnel loop polled every 500 ms
 	idleSettle    = 3 * time.Second
 	// idleWindow is one whole idle period: the keepalive interval, which is
-	// also the daemon's status refresh (daemon.statusRefresh). A shorter
+	// also the daemon's status refresh (daemon.Timings.StatusRefresh). A shorter
 	// window would miss both and report too few wake-ups.
 	idleWindow = 30 * time.Second
 )

@@ -14,7 +14,6 @@ import (
 	"github.com/jsklein/gogoc/daemon"
 	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/lan"
-	"github.com/jsklein/gogoc/tunnel"
 )
 
 // cmdRun runs the supervisor (package daemon) until SIGINT or SIGTERM: it
@@ -74,17 +73,22 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		lanSide = l
 	}
+	// "-status-file -" keeps no status file; the state files then live
+	// where the default status file would.
+	statusPath, daemonDir := *statusFile, stateDir
+	if statusPath == "-" {
+		statusPath, daemonDir = "", filepath.Dir(config.DefaultStatusFile)
+	}
 	d, err := daemon.New(daemon.Options{
-		Config: c,
-		// tunnel.New honours data_plane: kernel sit/fou/ip6tnl when the
-		// kernel has them (auto), else the userspace engine.
-		NewTunnel:  tunnel.New,
-		PlaneOf:    tunnel.PlaneOf,
-		LAN:        lanSide,
+		Config:     c,
+		Broker:     daemon.NewTSPBroker(tspParams, log),
+		Tunnels:    daemon.SystemTunnels{},
 		Log:        log,
-		Params:     tspParams,
-		WAN:        daemon.NetlinkWAN,
-		StatusFile: *statusFile,
+		Timings:    daemon.DefaultTimings(),
+		StatusFile: statusPath,
+		StateDir:   daemonDir,
+		LAN:        lanSide,
+		WAN:        daemon.NetlinkWAN{},
 		OnUp: func(s daemon.Status) {
 			// Our address inside the tunnel, via the broker's outer
 			// endpoint: IPv6 over IPv4, or IPv4 over IPv6 for v4v6.

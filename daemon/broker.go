@@ -1,0 +1,97 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jsklein/gogoc/config"
+	"github.com/jsklein/gogoc/internal/logx"
+	"github.com/jsklein/gogoc/tsp"
+)
+
+// Broker is how the daemon talks to tunnel brokers. The configuration is
+// passed on each call because SIGHUP may replace it.
+type Broker interface {
+	// Negotiate obtains an offer from server, following redirects; order
+	// ranks the brokers a redirect names (those it leaves out are not
+	// tried).
+	Negotiate(ctx context.Context, c *config.Config, server string, order func(context.Context, []string) []string) (*tsp.Result, error)
+	// Probe measures one broker's distance (spec §7.1): the round trip of
+	// an answered echo and whether its address is of the wanted family.
+	Probe(ctx context.Context, c *config.Config, server string) (rtt time.Duration, rightFamily bool, err error)
+}
+
+// Dialer opens a fresh TSP transport to server. v6 asks for the broker's
+// IPv6 address (v4v6 reaches its broker over IPv6), else its IPv4 one.
+type Dialer interface {
+	Dial(ctx context.Context, server string, network tsp.Network, v6 bool) (tsp.Transport, error)
+}
+
+// SocketDialer is the production Dialer: real sockets, RUDP tuned by RUDP.
+type SocketDialer struct {
+	RUDP tsp.RUDPConfig
+}
+
+// Dial implements Dialer.
+func (s SocketDialer) Dial(ctx context.Context, server string, network tsp.Network, v6 bool) (tsp.Transport, error) {
+	nd := tsp.NetDialer{IPv6: v6, RUDP: s.RUDP}
+	return nd.Dial(ctx, server, network)
+}
+
+// DefaultRUDP is the retransmission the daemon's sockets use: the spec's
+// values except the 1 s timeout (DefaultRTO).
+func DefaultRUDP() tsp.RUDPConfig {
+	return tsp.RUDPConfig{
+		InitialRTO:     DefaultRTO,
+		MinRTO:         DefaultRTO,
+		MaxRTO:         tsp.DefaultRUDPMaxRTO,
+		MaxTriesNoPeer: tsp.DefaultRUDPMaxTriesNoPeer,
+		MaxTriesPeer:   tsp.DefaultRUDPMaxTriesPeer,
+		Now:            time.Now,
+	}
+}
+
+// TSPBroker is the production Broker: tsp.Negotiator over Dialer's
+// transports, and the TSP echo for distances. Build it with NewTSPBroker
+// and change what a test needs.
+type TSPBroker struct {
+	// Params maps the configuration onto the request and credentials
+	// (Params, or the command's mapping with its key prompt).
+	Params func(*config.Config) (tsp.Request, tsp.Credentials)
+	Dialer Dialer
+	// ProbeTries echoes of ProbeTimeout each measure one broker.
+	ProbeTries   int
+	ProbeTimeout time.Duration
+	Log          *logx.Logger
+}
+
+// NewTSPBroker returns a TSPBroker with real sockets (DefaultRUDP) and
+// two echoes of 1 s per distance probe.
+func NewTSPBroker(params func(*config.Config) (tsp.Request, tsp.Credentials), log *logx.Logger) *TSPBroker {
+	return &TSPBroker{Params: params, Dialer: SocketDialer{RUDP: DefaultRUDP()}, ProbeTries: 2, ProbeTimeout: time.Second, Log: log}
+}
+
+// Negotiate implements Broker.
+func (b *TSPBroker) Negotiate(ctx context.Context, c *config.Config, server string, order func(context.Context, []string) []string) (*tsp.Result, error) {
+	if b.Params == nil || b.Dialer == nil {
+		return nil, errors.New("daemon: TSPBroker needs Params and a Dialer (NewTSPBroker)")
+	}
+	req, creds := b.Params(c)
+	v6 := req.Type == tsp.V4V6
+	n := &tsp.Negotiator{
+		Dial: func(ctx context.Context, server string, network tsp.Network) (tsp.Transport, error) {
+			return b.Dialer.Dial(ctx, server, network, v6)
+		},
+		Request: req, Creds: creds, Log: b.Log,
+		// tcp_fallback_delay 0 is "at once", not the protocol default.
+		TCPFallbackDelay: c.TCPFallbackDelay, TCPAtOnce: c.TCPFallbackDelay == 0,
+		OrderBrokers: order,
+	}
+	return n.Negotiate(ctx, server)
+}
+
+// Probe implements Broker with the TSP echo.
+func (b *TSPBroker) Probe(ctx context.Context, c *config.Config, server string) (time.Duration, bool, error) {
+	return EchoProber(c.TunnelMode == config.TunnelV4V6, b.ProbeTries, b.ProbeTimeout)(ctx, server)
+}
