@@ -1,13 +1,14 @@
 # gogoc — see README.md. `make demo` and `make test` are the two entry points.
 GO      ?= go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# One version for the binary and the packages (scripts/version.sh).
+VERSION ?= $(shell scripts/version.sh 2>/dev/null || echo 0.0.0-r0)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin
 # A count, not a duration: duration-based -fuzztime races the Go 1.26
 # coordinator into a spurious "context deadline exceeded" (golang/go#75804).
 FUZZTIME ?= 20000x
 
-.PHONY: all build test test-unit fuzz-smoke lint demo bench clean test-vm test-cross cross size ipk bench-router bench-daemon bench-v4v6 bench-inline size-parts
+.PHONY: all build test test-unit fuzz-smoke lint demo bench clean test-vm test-cross cross size ipk apk packages bench-router bench-daemon bench-v4v6 bench-inline size-parts
 
 all: build
 
@@ -29,7 +30,9 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	shellcheck -x scripts/*.sh scripts/vm/init .ci/run openwrt/gogoc/files/gogoc.init openwrt/gogoc/files/gogoc.hotplug \
-		openwrt/gogoc/files/gogoc.uci-defaults openwrt/gogoc/files/gogoc-openwrt openwrt/*/ipk/*
+		openwrt/gogoc/files/gogoc.uci-defaults openwrt/gogoc/files/gogoc-openwrt openwrt/*/scripts/* \
+		openwrt/pkgtest/testdata/openwrt/etc/rc.common openwrt/pkgtest/testdata/openwrt/lib/functions.sh \
+		openwrt/pkgtest/testdata/openwrt/lib/functions/procd.sh
 	@if command -v staticcheck >/dev/null; then staticcheck ./...; \
 	elif [ -x "$$($(GO) env GOPATH)/bin/staticcheck" ]; then "$$($(GO) env GOPATH)/bin/staticcheck" ./...; \
 	else echo "staticcheck not installed (scripts/install-tools.sh)"; exit 1; fi
@@ -74,13 +77,21 @@ test-cross:
 cross:
 	VERSION=$(VERSION) scripts/cross.sh dist
 
-# Binary and gzip sizes per architecture against the budgets (fails above).
+# Binary, gzip, ipk and apk sizes per architecture against the budgets
+# (fails above).
 size:
-	VERSION=$(VERSION) scripts/size.sh dist
+	scripts/size.sh dist
 
-# OpenWrt packages (gogoc per arch, luci-app-gogoc) into dist/.
+# OpenWrt packages (gogoc per arch, luci-app-gogoc) into dist/: ipk for
+# opkg (24.10 and older), apk for apk-tools 3 (25.12 and later), or both.
 ipk:
-	VERSION=$(VERSION) scripts/ipk.sh dist
+	PKG_FORMATS=ipk scripts/packages.sh dist
+
+apk:
+	PKG_FORMATS=apk scripts/packages.sh dist
+
+packages:
+	PKG_FORMATS="ipk apk" scripts/packages.sh dist
 
 clean:
 	rm -rf $(BIN) dist

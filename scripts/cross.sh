@@ -8,7 +8,7 @@ out=${1:-dist}
 shift || true
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(mips mipsle arm arm64 amd64)
-version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
+version=${VERSION:-$(scripts/version.sh)}
 mkdir -p "$out"
 for a in "${archs[@]}"; do
 	# Soft float: the 24Kc cores of the mips targets have no FPU, and

@@ -4,7 +4,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 # qemu-system-x86 and busybox-static: the VM lane; qemu-user-static: the
 # cross lane; busybox-static is also OpenWrt's shell (ash) for the init/hotplug script tests;
-# chromium: the LuCI page test. zopfli: the ipks' data.tar.gz (scripts/ipk.sh).
+# chromium: the LuCI page test. zopfli: the packages' data (scripts/packages.sh).
 pkgs=(iproute2 nftables ndisc6 iperf3 shellcheck iputils-ping procps
 	qemu-system-x86 qemu-user-static busybox-static chromium zopfli)
 missing=()

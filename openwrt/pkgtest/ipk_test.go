@@ -8,6 +8,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jsklein/gogoc/config"
@@ -36,20 +38,42 @@ var arches = []struct {
 	{"x86_64", elf.EM_X86_64, elf.ELFCLASS64, binary.LittleEndian},
 }
 
-// ipkDir returns a directory holding the packages: $GOGOC_IPK_DIR when set
-// (CI after `make ipk`), else a fresh build with scripts/ipk.sh.
-func ipkDir(t *testing.T) string {
-	if d := os.Getenv("GOGOC_IPK_DIR"); d != "" {
+// pkgDir returns a directory holding the packages of both formats:
+// $GOGOC_PKG_DIR when set (CI after `make packages`), else one build with
+// scripts/packages.sh shared by the tests of this run (gzip -9 instead of
+// zopfli, for time). arches limits the build when it is not already made.
+func pkgDir(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("GOGOC_PKG_DIR"); d != "" {
 		return d
 	}
-	dir := t.TempDir()
-	cmd := exec.Command("../../scripts/ipk.sh", dir)
-	cmd.Env = append(os.Environ(), "GOGOC_PKG_VERSION=1.2.3.4~abc1234", "GOGOC_PKG_RELEASE=2")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("scripts/ipk.sh: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gogoc-pkgtest-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtDir = dir
+		cmd := exec.Command("../../scripts/packages.sh", dir)
+		cmd.Env = append(os.Environ(), "GOGOC_PKG_VERSION="+testVersion, "GOGOC_PKG_RELEASE=2", "GOGOC_NO_ZOPFLI=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("scripts/packages.sh: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return dir
+	return builtDir
 }
+
+// testVersion is the upstream version the tests build with.
+const testVersion = "1.2.3.4~abc1234"
+
+var (
+	buildOnce sync.Once
+	builtDir  string
+	buildErr  error
+)
 
 type entry struct {
 	hdr  *tar.Header
@@ -164,8 +188,10 @@ func depends(s string) []string {
 	return out
 }
 
-// checkScripts wants the maintainer scripts OpenWrt's build generates.
-func (p ipk) checkScripts(t *testing.T) {
+// checkScripts wants the maintainer scripts to name the package for
+// OpenWrt's helpers, as the generated apk scripts do, instead of letting
+// them guess it from $0.
+func (p ipk) checkScripts(t *testing.T, pkg string) {
 	t.Helper()
 	for name, call := range map[string]string{"./postinst": "default_postinst", "./prerm": "default_prerm"} {
 		e, ok := p.ctrl[name]
@@ -176,18 +202,22 @@ func (p ipk) checkScripts(t *testing.T) {
 		if e.hdr.Mode&0o777 != 0o755 {
 			t.Errorf("%s mode %o", name, e.hdr.Mode&0o777)
 		}
-		s := string(e.data)
-		if !strings.HasPrefix(s, "#!/bin/sh\n") || !strings.Contains(s, `. "${IPKG_INSTROOT}/lib/functions.sh"`) ||
-			!strings.Contains(s, call+` "$0" "$@"`) {
-			t.Errorf("%s does not call %s like OpenWrt's:\n%s", name, call, s)
-		}
+		checkScript(t, name, string(e.data), pkg, call)
+	}
+}
+
+func checkScript(t *testing.T, name, s, pkg, call string) {
+	t.Helper()
+	if !strings.HasPrefix(s, "#!/bin/sh\n") || !strings.Contains(s, `. "${IPKG_INSTROOT}/lib/functions.sh"`) ||
+		!strings.Contains(s, "export pkgname="+pkg+"\n") || !strings.Contains(s, "\n"+call+"\n") {
+		t.Errorf("%s does not call %s like OpenWrt's generated scripts:\n%s", name, call, s)
 	}
 }
 
 var versionRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)*(~[0-9a-f]+)?-r[0-9]+$`)
 
 func TestIPK(t *testing.T) {
-	dir := ipkDir(t)
+	dir := pkgDir(t)
 	var version string
 	for _, a := range arches {
 		m, _ := filepath.Glob(filepath.Join(dir, "gogoc_*_"+a.name+".ipk"))
@@ -229,7 +259,7 @@ func TestIPK(t *testing.T) {
 			if s := string(p.ctrl["./conffiles"].data); !slices.Contains(strings.Fields(s), "/etc/config/gogoc") {
 				t.Errorf("conffiles %q lacks /etc/config/gogoc", s)
 			}
-			p.checkScripts(t)
+			p.checkScripts(t, "gogoc")
 
 			bin := p.file(t, "/usr/sbin/gogoc", 0o755)
 			p.file(t, "/etc/init.d/gogoc", 0o755)
@@ -285,7 +315,7 @@ func TestIPK(t *testing.T) {
 				t.Errorf("Depends %q lacks %s", p.control["Depends"], d)
 			}
 		}
-		p.checkScripts(t)
+		p.checkScripts(t, "luci-app-gogoc")
 		js := p.file(t, "/www/luci-static/resources/view/gogoc/gogoc.js", 0o644)
 		if !bytes.Contains(js.data, []byte("form.Map('gogoc'")) {
 			t.Error("view does not map the gogoc config")
@@ -389,6 +419,15 @@ func TestFeedMatchesNFPM(t *testing.T) {
 	if !strings.Contains(mk, "$(eval $(call GoBinPackage,gogoc))") || !strings.Contains(mk, "PKG_BUILD_DEPENDS:=golang/host") ||
 		!strings.Contains(mk, "GO_PKG_BUILD_PKG:=github.com/jsklein/gogoc/cmd/gogoc") {
 		t.Error("feed Makefile does not build cmd/gogoc with golang-package.mk")
+	}
+	// One version scheme: the feed asks scripts/version.sh as the nfpm
+	// build does, and an opkg upgrade keeps the firewall and RA state.
+	if !strings.Contains(mk, "PKG_VERSION:=$(if $(DUMP),x,$(shell $(GOGOC_SRC)/scripts/version.sh --upstream))") ||
+		!strings.Contains(readFile(t, "../luci-app-gogoc/Makefile"), "scripts/version.sh --upstream") {
+		t.Error("feed Makefiles do not take their version from scripts/version.sh")
+	}
+	if !strings.Contains(mk, "[ \"$${PKG_UPGRADE}\" = 1 ] && exit 0\n/etc/init.d/gogoc stop") {
+		t.Error("feed prerm-pkg undoes the firewall and RA state on an upgrade")
 	}
 	// The SDK build and make cross must compile alike, or the size figures
 	// of make size do not describe what the feed ships.

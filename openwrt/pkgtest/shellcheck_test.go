@@ -15,10 +15,12 @@ func TestShellcheck(t *testing.T) {
 	}
 	files := []string{
 		"../gogoc/files/gogoc.init", "../gogoc/files/gogoc.hotplug", "../gogoc/files/gogoc.uci-defaults",
-		"../gogoc/files/gogoc-openwrt", "../gogoc/ipk/postinst", "../gogoc/ipk/prerm",
-		"../luci-app-gogoc/ipk/postinst", "../luci-app-gogoc/ipk/prerm",
-		"testdata/rc.common", "testdata/functions.sh",
-		"../../scripts/cross.sh", "../../scripts/ipk.sh", "../../scripts/size.sh", "../../scripts/test-cross.sh",
+		"../gogoc/files/gogoc-openwrt", "../gogoc/scripts/postinst", "../gogoc/scripts/post-upgrade", "../gogoc/scripts/prerm",
+		"../luci-app-gogoc/scripts/postinst", "../luci-app-gogoc/scripts/post-upgrade", "../luci-app-gogoc/scripts/prerm",
+		"testdata/rc.common", "testdata/functions.sh", "testdata/openwrt/etc/rc.common",
+		"testdata/openwrt/lib/functions.sh", "testdata/openwrt/lib/functions/procd.sh",
+		"../../scripts/cross.sh", "../../scripts/packages.sh", "../../scripts/version.sh", "../../scripts/size.sh",
+		"../../scripts/test-cross.sh",
 	}
 	out, err := exec.Command(sc, append([]string{"-x"}, files...)...).CombinedOutput()
 	if err != nil {
