@@ -75,6 +75,9 @@ func TestMaintainerScripts(t *testing.T) {
 		t.Run(lc.name, func(t *testing.T) {
 			o := newOpenWrt(t)
 			o.t = t
+			// Router mode, so the RA hand-over is part of the state an
+			// upgrade must keep (the owner's config is kept as conffile).
+			o.write("/etc/config/gogoc", gogocConfig(routerMode), 0o600)
 			lc.install(o)
 			calls := o.calls()
 			if !o.exists("/etc/rc.d/S95gogoc") || !o.exists("/etc/rc.d/K10gogoc") {
@@ -88,6 +91,9 @@ func TestMaintainerScripts(t *testing.T) {
 			}
 			if got, _ := o.uciGet("firewall.@zone[1].device"); got != "gogoc6in4 gogoc gogoc4in6" {
 				t.Errorf("install: wan zone devices %q", got)
+			}
+			if v, _ := o.uciGet("dhcp.lan.ra"); v != "disabled" || !has(calls, "odhcpd|reload") {
+				t.Errorf("install: RAs not handed to gogoc (dhcp.lan.ra %q, calls %q)", v, calls)
 			}
 
 			lc.upgrade(o)
@@ -104,6 +110,9 @@ func TestMaintainerScripts(t *testing.T) {
 			if got, _ := o.uciGet("firewall.@zone[1].device"); got != "gogoc6in4 gogoc gogoc4in6" {
 				t.Errorf("upgrade: wan zone devices %q", got)
 			}
+			if v, _ := o.uciGet("dhcp.lan.ra"); v != "disabled" {
+				t.Errorf("upgrade: RA hand-over undone (dhcp.lan.ra %q)", v)
+			}
 
 			lc.remove(o)
 			calls = o.calls()
@@ -115,6 +124,9 @@ func TestMaintainerScripts(t *testing.T) {
 			}
 			if _, ok := o.uciGet("firewall.@zone[1].device"); ok || !has(calls, "firewall|reload") {
 				t.Errorf("remove: tunnel devices left in the wan zone (calls %q)", calls)
+			}
+			if v, _ := o.uciGet("dhcp.lan.ra"); v != "server" || !has(calls, "odhcpd|reload") {
+				t.Errorf("remove: RAs not given back (dhcp.lan.ra %q, calls %q)", v, calls)
 			}
 		})
 	}

@@ -258,7 +258,7 @@ func TestInitProcdInstance(t *testing.T) {
 	open := index(t, calls, "procd_open_instance")
 	for _, want := range []string{
 		"procd_set_param|command|/usr/sbin/gogoc|run|-uci|/etc/config/gogoc",
-		"procd_set_param|file|/etc/config/gogoc",
+		"procd_set_param|file|/etc/config/gogoc|/usr/sbin/gogoc",
 		"procd_set_param|respawn|3600|5|5",
 		"procd_set_param|term_timeout|15",
 		"procd_set_param|stderr|1",
