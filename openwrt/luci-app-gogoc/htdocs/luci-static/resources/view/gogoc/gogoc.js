@@ -9,7 +9,10 @@
 // daemon's status JSON. The checks mirror gogoc's config package (keys.go,
 // validate.go, server.go), so LuCI refuses what `gogoc check` would.
 
-var STATUS_FILE = '/var/run/gogoc/status.json';
+// The status file lives in STATUS_DIR: the only place the app's rpcd ACL
+// lets this page read, and the only place config/ accepts status_file.
+var STATUS_DIR = '/var/run/gogoc';
+var STATUS_FILE = STATUS_DIR + '/status.json';
 
 var STATES = {
 	idle: _('Idle'),
@@ -177,6 +180,17 @@ function filename(sid, v) {
 	return (v.length <= 256 && charset(v, '-_./\\')) ? true : _('Allowed are letters, digits and - _ . / \\');
 }
 
+// statusFile mirrors config's status_file rule: a file directly in
+// STATUS_DIR, so the page can read what the daemon writes.
+function statusFile(sid, v) {
+	if (v == null || v === '')
+		return true;
+	var name = v.indexOf(STATUS_DIR + '/') === 0 ? v.substring(STATUS_DIR.length + 1) : null;
+	if (name == null || name === '' || name === '.' || name === '..' || v.length > 256 || !charset(name, '-_.'))
+		return _('Must be a file in %s/ (letters, digits, - _ .): the only place this page may read').replace('%s', STATUS_DIR);
+	return true;
+}
+
 function formvalue(opt, sid, name) {
 	var v = opt.section.formvalue(sid, name);
 	if (v == null || v === '') {
@@ -193,37 +207,106 @@ function formatDuration(s) {
 	return out;
 }
 
+// Everything in the status file is data: the broker's own words reach
+// last_error, and LuCI's E() turns a lone string child into markup. So
+// every value goes in as a text node, and every field is checked for
+// its type; a field of the wrong type is named, not shown.
+function text(v) {
+	return document.createTextNode(String(v));
+}
+
+function isObject(v) {
+	return v != null && typeof v === 'object' && !Array.isArray(v);
+}
+
 function statusRows(st, now) {
-	var rows = [];
+	var rows = [], ignored = [];
 	var add = function(key, label, value) {
 		if (value != null && value !== '')
 			rows.push(E('tr', { 'class': 'tr', 'data-field': key }, [
-				E('td', { 'class': 'td left', 'width': '33%' }, label),
-				E('td', { 'class': 'td left' }, String(value))
+				E('td', { 'class': 'td left', 'width': '33%' }, [ text(label) ]),
+				E('td', { 'class': 'td left' }, [ text(value) ])
 			]));
 	};
-	add('state', _('State'), (STATES[st.state] || st.state) + ' (' + st.state + ')');
-	if (st.since) {
-		var since = Date.parse(st.since);
-		if (!isNaN(since))
-			add('uptime', st.state === 'up' ? _('Up for') : _('In this state for'), formatDuration((now - since) / 1000));
+	// str and count return a field of the right type, else null, and
+	// note a field that is there with another type.
+	var str = function(obj, key, name) {
+		var v = obj[key];
+		if (v == null || v === '')
+			return null;
+		if (typeof v !== 'string') {
+			ignored.push(name || key);
+			return null;
+		}
+		return v;
+	};
+	var count = function(obj, key, name, whole) {
+		var v = obj[key];
+		if (v == null)
+			return null;
+		if (typeof v !== 'number' || !isFinite(v) || v < 0 || (whole && Math.floor(v) !== v)) {
+			ignored.push(name || key);
+			return null;
+		}
+		return v;
+	};
+
+	add('state', _('State'), (STATES.hasOwnProperty(st.state) ? STATES[st.state] : _('Unknown state')) + ' (' + st.state + ')');
+	var since = str(st, 'since');
+	if (since != null) {
+		var t = Date.parse(since);
+		if (isNaN(t))
+			ignored.push('since');
+		else
+			add('uptime', st.state === 'up' ? _('Up for') : _('In this state for'), formatDuration((now - t) / 1000));
 	}
-	add('broker', _('Broker'), st.broker ? st.broker + (st.transport ? ' (' + st.transport + ')' : '') : '');
-	add('tunnel_mode', _('Tunnel mode'), st.tunnel_mode ? st.tunnel_mode + (st.data_plane ? ', ' + st.data_plane : '') : '');
-	add('interface', _('Interface'), st.interface);
-	add('endpoints', _('Endpoints'), st.local_endpoint ? st.local_endpoint + ' ⇄ ' + (st.remote_endpoint || '?') : '');
-	add('client_ipv6', _('Client IPv6'), st.client_ipv6);
-	add('server_ipv6', _('Server IPv6'), st.server_ipv6);
-	add('client_ipv4', _('Client IPv4'), st.client_ipv4);
-	add('server_ipv4', _('Server IPv4'), st.server_ipv4);
-	add('prefix', _('Delegated prefix'), st.prefix);
-	add('lan_prefix', _('LAN prefix'), st.lan_prefix);
-	var ka = st.keepalive;
-	if (ka && ka.rtt_ms != null)
-		add('keepalive', _('Keepalive'), ka.rtt_ms.toFixed(2) + ' ms RTT, ' + (ka.sent || 0) + ' sent, ' + (ka.lost || 0) + ' lost');
-	add('reconnects', _('Reconnects'), st.reconnects);
-	add('last_error', _('Last error'), st.last_error);
+	var broker = str(st, 'broker'), transport = str(st, 'transport');
+	add('broker', _('Broker'), broker ? broker + (transport ? ' (' + transport + ')' : '') : '');
+	var mode = str(st, 'tunnel_mode'), plane = str(st, 'data_plane');
+	add('tunnel_mode', _('Tunnel mode'), mode ? mode + (plane ? ', ' + plane : '') : '');
+	add('interface', _('Interface'), str(st, 'interface'));
+	var local = str(st, 'local_endpoint'), remote = str(st, 'remote_endpoint');
+	add('endpoints', _('Endpoints'), local ? local + ' ⇄ ' + (remote || '?') : '');
+	add('client_ipv6', _('Client IPv6'), str(st, 'client_ipv6'));
+	add('server_ipv6', _('Server IPv6'), str(st, 'server_ipv6'));
+	add('client_ipv4', _('Client IPv4'), str(st, 'client_ipv4'));
+	add('server_ipv4', _('Server IPv4'), str(st, 'server_ipv4'));
+	add('prefix', _('Delegated prefix'), str(st, 'prefix'));
+	add('lan_prefix', _('LAN prefix'), str(st, 'lan_prefix'));
+	if (st.keepalive != null) {
+		if (!isObject(st.keepalive)) {
+			ignored.push('keepalive');
+		}
+		else {
+			var ka = st.keepalive,
+			    rtt = count(ka, 'rtt_ms', 'keepalive.rtt_ms', false),
+			    sent = count(ka, 'sent', 'keepalive.sent', true),
+			    lost = count(ka, 'lost', 'keepalive.lost', true);
+			if (rtt != null || sent != null || lost != null)
+				add('keepalive', _('Keepalive'), (rtt != null ? rtt.toFixed(2) + ' ms RTT, ' : '') +
+					(sent || 0) + ' sent, ' + (lost || 0) + ' lost');
+		}
+	}
+	add('reconnects', _('Reconnects'), count(st, 'reconnects', null, true));
+	add('last_error', _('Last error'), str(st, 'last_error'));
+	add('ignored', _('Ignored (wrong type)'), ignored.join(', '));
 	return rows;
+}
+
+// statusError says why there is no status to show, from the error
+// fs.read gives (rpcd's status code as LuCI names it).
+function statusError(path, err) {
+	switch (err && err.name) {
+	case 'NotFoundError':
+		return [ 'not-running', _('gogoc is not running (no status file %s)').replace('%s', path) ];
+	case 'PermissionError':
+		return [ 'denied', _('Permission denied reading %s: this page may read the status only in %d/, where status_file belongs')
+			.replace('%s', path).replace('%d', STATUS_DIR) ];
+	case 'NoDataError':
+		return [ 'unreadable', _('Unreadable status in %s: the file is empty').replace('%s', path) ];
+	default:
+		return [ 'error', _('Cannot read %s: %e').replace('%s', path).replace('%e', (err && err.message) || String(err)) ];
+	}
 }
 
 return view.extend({
@@ -231,21 +314,36 @@ return view.extend({
 		return uci.load('gogoc');
 	},
 
+	// statusPath is the saved status_file as given: rpcd decides what the
+	// page may read, and statusError says so when it may not.
 	statusPath: function() {
 		var p = uci.get('gogoc', 'main', 'status_file');
-		return (p && p.charAt(0) === '/') ? p : STATUS_FILE;
+		return (typeof p === 'string' && p !== '') ? p : STATUS_FILE;
 	},
 
 	updateStatus: function(node) {
-		return fs.read(this.statusPath()).then(function(text) {
-			var st = JSON.parse(text);
-			node.setAttribute('data-state', st.state || '');
-			var rows = statusRows(st, Date.now());
-			var table = E('table', { 'class': 'table' }, rows);
-			node.replaceChildren(table);
-		}).catch(function(err) {
-			node.setAttribute('data-state', 'not-running');
-			node.replaceChildren(E('em', {}, _('gogoc is not running (no status file)')));
+		var path = this.statusPath();
+		var show = function(state, message) {
+			node.setAttribute('data-state', state);
+			node.replaceChildren(E('em', {}, [ text(message) ]));
+		};
+		return fs.read(path).then(function(data) {
+			var st;
+			try {
+				st = JSON.parse(data);
+			}
+			catch (e) {
+				return show('unreadable', _('Unreadable status in %s: %e').replace('%s', path).replace('%e', e.message));
+			}
+			if (!isObject(st))
+				return show('unreadable', _('Unreadable status in %s: not a JSON object').replace('%s', path));
+			if (typeof st.state !== 'string' || st.state === '')
+				return show('unreadable', _('Unreadable status in %s: no state').replace('%s', path));
+			node.setAttribute('data-state', STATES.hasOwnProperty(st.state) ? st.state : 'unknown');
+			node.replaceChildren(E('table', { 'class': 'table' }, statusRows(st, Date.now())));
+		}, function(err) {
+			var e = statusError(path, err);
+			show(e[0], e[1]);
 		});
 	},
 
@@ -397,7 +495,9 @@ return view.extend({
 		o.default = '1';
 		o.rmempty = false;
 		o.validate = function(sid, v) {
-			if (v === '0' && formvalue(this, sid, 'tunnel_mode') === 'v6udpv4')
+			// A checkbox's validator is handed the input's value attribute,
+			// '1' ticked or not: the ticked state is the option's formvalue.
+			if (this.formvalue(sid) === '0' && formvalue(this, sid, 'tunnel_mode') === 'v6udpv4')
 				return _('v6udpv4 needs keepalive on: without it the NAT mapping expires');
 			return true;
 		};
@@ -492,15 +592,17 @@ return view.extend({
 		[ '16', '32', '128', '1024' ].forEach(function(k) { o.value(k); });
 		o.default = '32';
 
-		o = s.taboption('logging', form.Value, 'status_file', _('Status file'));
+		o = s.taboption('logging', form.Value, 'status_file', _('Status file'),
+			_('Must be in %s/, where this page can read it').replace('%s', STATUS_DIR));
 		o.placeholder = STATUS_FILE;
-		o.validate = filename;
+		o.validate = statusFile;
 
 		var status = E('div', { 'id': 'gogoc-status', 'class': 'cbi-section', 'data-state': '' },
-			E('em', {}, _('Reading status…')));
+			[ E('em', {}, [ _('Reading status…') ]) ]);
 
+		// LuCI's poll.add runs the function at once (it starts the poll
+		// loop), then every 5 s: no separate first read.
 		poll.add(function() { return self.updateStatus(status); }, 5);
-		self.updateStatus(status);
 
 		return m.render().then(function(form) {
 			return E('div', {}, [
