@@ -104,12 +104,15 @@ type LogLevel int
 // Defaults that the new client chooses where the old one left the value to
 // a build or a script. Linux interface names are at most 15 bytes.
 const (
-	DefaultPort             = 3653
-	DefaultIfTunnelV6V4     = "gogoc6in4" // sit, protocol 41
-	DefaultIfTunnelV6UDPV4  = "gogoc"     // TUN for IPv6 in UDP
-	DefaultIfTunnelV4V6     = "gogoc4in6" // ip6tnl ipip6
-	DefaultWANInterface     = "wan"
-	DefaultStatusFile       = "/var/run/gogoc/status.json"
+	DefaultPort            = 3653
+	DefaultIfTunnelV6V4    = "gogoc6in4" // sit, protocol 41
+	DefaultIfTunnelV6UDPV4 = "gogoc"     // TUN for IPv6 in UDP
+	DefaultIfTunnelV4V6    = "gogoc4in6" // ip6tnl ipip6
+	DefaultWANInterface    = "wan"
+	// StatusDir holds status_file: the one directory LuCI's ACL
+	// (luci-app-gogoc.json) lets the status page read.
+	StatusDir               = "/var/run/gogoc"
+	DefaultStatusFile       = StatusDir + "/status.json"
 	DefaultKnownKeys        = "/etc/gogoc/gogockeys.pub"
 	DefaultKeepaliveMisses  = 3
 	DefaultRouteMetric      = 1024

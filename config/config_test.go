@@ -160,12 +160,12 @@ func TestUCIMapping(t *testing.T) {
 		{
 			name: "new keys",
 			in: uciFile(ok, "option wan_interface 'wan6'", "option ra 'none'", "option data_plane 'userspace'",
-				"option status_file '/tmp/s.json'", "option server_key_policy 'tofu'", "option known_keys '/etc/k.pub'",
+				"option status_file '/var/run/gogoc/s.json'", "option server_key_policy 'tofu'", "option known_keys '/etc/k.pub'",
 				"option keepalive_misses '5'", "option keepalive_timeout '2'", "option route_metric '0'",
 				"option tcp_fallback_delay '250'"),
 			check: func(c *Config) string {
 				return want(c.WANInterface == "wan6" && c.RA == RANone && c.DataPlane == DataPlaneUserspace &&
-					c.StatusFile == "/tmp/s.json" && c.ServerKeyPolicy == KeyPolicyTOFU && c.KnownKeys == "/etc/k.pub" &&
+					c.StatusFile == "/var/run/gogoc/s.json" && c.ServerKeyPolicy == KeyPolicyTOFU && c.KnownKeys == "/etc/k.pub" &&
 					c.KeepaliveMisses == 5 && c.KeepaliveTimeout == 2*time.Second && c.RouteMetric == 0 &&
 					c.TCPFallbackDelay == 250*time.Millisecond, "new keys")
 			},
@@ -362,6 +362,13 @@ func TestValueChecks(t *testing.T) {
 		{"option syslog_facility 'LOCAL8'", `"LOCAL8" is not one of USER, LOCAL0`},
 		{"option broker_list 'a b'", `"a b" holds ' '`},
 		{"option log_filename '" + strings.Repeat("f", 257) + "'", "longer than 256 characters"},
+		// status_file: only where LuCI's ACL lets the status page read.
+		{"option status_file '/var/run/gogoc/gogoc-2.json'", ""},
+		{"option status_file '/tmp/gogoc.json'", `"/tmp/gogoc.json" is not a file in /var/run/gogoc/`},
+		{"option status_file 'status.json'", `"status.json" is not a file in /var/run/gogoc/`},
+		{"option status_file '/var/run/gogoc/../shadow'", "is not a file in /var/run/gogoc/"},
+		{"option status_file '/var/run/gogoc/sub/s.json'", "is not a file in /var/run/gogoc/"},
+		{"option status_file '/var/run/gogoc/a b'", `"a b" holds ' '`},
 		{"option dslite_server '192.0.0.1'", ""},
 		{"option dslite_server 'auto'", `"auto" is not a dotted-quad IPv4 address`},
 		{"option ra 'radvd'", `"radvd" is not one of builtin, none`},

@@ -152,7 +152,7 @@ var keys = []keyDef{
 	enumKey("ra", func(c *Config) *RAMode { return &c.RA }, strings.ToLower, RABuiltin, RANone),
 	enumKey("data_plane", func(c *Config) *DataPlane { return &c.DataPlane }, strings.ToLower,
 		DataPlaneAuto, DataPlaneKernel, DataPlaneUserspace),
-	stringKey("status_file", func(c *Config) *string { return &c.StatusFile }, checkFilename),
+	stringKey("status_file", func(c *Config) *string { return &c.StatusFile }, checkStatusFile),
 	enumKey("server_key_policy", func(c *Config) *KeyPolicy { return &c.ServerKeyPolicy }, strings.ToLower,
 		KeyPolicyStrict, KeyPolicyTOFU, KeyPolicyAccept),
 	stringKey("known_keys", func(c *Config) *string { return &c.KnownKeys }, checkFilename),
@@ -467,6 +467,21 @@ func checkFilename(v string) error {
 		return fmt.Errorf("longer than 256 characters")
 	}
 	return checkCharset(v, `-_./\`)
+}
+
+// checkStatusFile allows only a file directly in StatusDir: LuCI's
+// status page may read nothing else, and a relative name would depend on
+// the daemon's working directory. Tests and tools that want another
+// place use `gogoc run -status-file`.
+func checkStatusFile(v string) error {
+	name, ok := strings.CutPrefix(v, StatusDir+"/")
+	if !ok || name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
+		return fmt.Errorf("%q is not a file in %s/, the only directory LuCI may read (default %s)", v, StatusDir, DefaultStatusFile)
+	}
+	if len(v) > 256 {
+		return fmt.Errorf("longer than 256 characters")
+	}
+	return checkCharset(name, "-_.")
 }
 
 // checkPath is for directory keys the new client does not use: any text

@@ -42,10 +42,9 @@ auth_method=anonymous
 tunnel_mode=v6udpv4
 keepalive=yes
 keepalive_interval=30
-status_file=$work/status.json
 log_stderr=1
 CONF
-ip netns exec "$C" bin/gogoc run -f "$work/gogoc.conf" >"$work/gogoc.log" 2>&1 &
+ip netns exec "$C" bin/gogoc run -f "$work/gogoc.conf" -status-file "$work/status.json" >"$work/gogoc.log" 2>&1 &
 gogoc_pid=$!
 for _ in $(seq 50); do
 	grep -q '^tunnel up:' "$work/gogoc.log" && break

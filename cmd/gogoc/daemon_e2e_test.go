@@ -123,13 +123,15 @@ type gdmClient struct {
 
 // gdmConf writes a legacy configuration for a supervisor with short
 // timers: keepalive every 2 s with a 1 s reply deadline, back-off 1 s.
+// status is for `run -status-file` (status_file itself must be in
+// /var/run/gogoc/).
 func gdmConf(t *testing.T, dir, server, mode string, extra ...string) (conf, status string) {
 	t.Helper()
 	status = filepath.Join(dir, "status.json")
 	lines := append([]string{
 		"server=" + server, "auth_method=anonymous", "tunnel_mode=" + mode, "host_type=host",
 		"keepalive=yes", "keepalive_interval=2", "keepalive_timeout=1", "keepalive_misses=3",
-		"retry_delay=1", "retry_delay_max=1", "status_file=" + status, "log_stderr=3",
+		"retry_delay=1", "retry_delay_max=1", "log_stderr=3",
 	}, extra...)
 	conf = filepath.Join(dir, "gogoc.conf")
 	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
@@ -147,7 +149,7 @@ func startGDMClient(t *testing.T, ns, dir, gogoc, conf, status string) *gdmClien
 		case c.lines <- line:
 		default:
 		}
-	}, "run", "-f", conf)
+	}, "run", "-f", conf, "-status-file", status)
 	return c
 }
 

@@ -64,13 +64,13 @@ func TestHostileOfferChangesNothing(t *testing.T) {
 				"server=" + e2eBrokerV4, "auth_method=digest-md5", "userid=alice", "passwd=secret",
 				"host_type=router", "prefixlen=56", "if_prefix=" + lan, "tunnel_mode=v6anyv4",
 				"keepalive=yes", "keepalive_interval=5", "retry_delay=1", "retry_delay_max=1",
-				"status_file=" + status, "log_stderr=3",
+				"log_stderr=3",
 			}, "\n") + "\n"
 			if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			ups := make(chan string, 4)
-			cmd, exited, _ := startGogocProc(t, cns, dir, gogoc, func(line string) { ups <- line }, "run", "-f", conf)
+			cmd, exited, _ := startGogocProc(t, cns, dir, gogoc, func(line string) { ups <- line }, "run", "-f", conf, "-status-file", status)
 
 			// Two refused attempts: the refusal holds across the back-off.
 			rejected := regexp.MustCompile("offer rejected by the client")

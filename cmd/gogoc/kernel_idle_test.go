@@ -219,7 +219,7 @@ func newIdleLab(t *testing.T, c idleCase, dir string) *idleDaemon {
 		"tunnel_mode=" + c.mode, "data_plane=" + c.plane,
 		"if_tunnel_v6v4=" + idleIf, "if_tunnel_v6udpv4=" + idleIf,
 		"keepalive=yes", "keepalive_interval=30",
-		"status_file=" + d.status, "log_stderr=2",
+		"log_stderr=2",
 	}, "\n") + "\n"
 	if err := os.WriteFile(d.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -236,7 +236,7 @@ func (d *idleDaemon) start(t *testing.T, gogoc string) {
 		t.Fatal(err)
 	}
 	defer lf.Close()
-	d.cmd = exec.Command(gogoc, "run", "-f", d.conf)
+	d.cmd = exec.Command(gogoc, "run", "-f", d.conf, "-status-file", d.status)
 	d.cmd.Stdout, d.cmd.Stderr = lf, lf
 	if err := d.client.Do(d.cmd.Start); err != nil {
 		t.Fatalf("start gogoc (%s): %v", d.name, err)

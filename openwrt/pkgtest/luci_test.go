@@ -335,6 +335,12 @@ var validationCases = []valCase{
 	{"log_filename", "a b", nil},
 	{"status_file", "/var/run/gogoc/status.json", nil},
 	{"status_file", "/var/run/gogoc/other-1.json", nil},
+	{"status_file", "/tmp/gogoc.json", nil},
+	{"status_file", "/tmp/run/gogoc/status.json", nil},
+	{"status_file", "status.json", nil},
+	{"status_file", "/var/run/gogoc/../x.json", nil},
+	{"status_file", "/var/run/gogoc/sub/x.json", nil},
+	{"status_file", "/var/run/gogoc/", nil},
 }
 
 // actionsFor types a case's context (in name order, which puts
@@ -433,6 +439,33 @@ func TestLuCIForm(t *testing.T) {
 		if (got.Error != "") != want {
 			t.Errorf("%s=%q (context %v): view says %q, config/ refuses: %v", c.option, c.value, c.context, got.Error, want)
 		}
+	}
+}
+
+const statusFileDoc = "config gogoc 'main'\n\toption server 'broker.example.net'\n\toption auth_method 'anonymous'\n"
+
+// TestStatusFileWhereLuCIReads: every status_file config/ accepts is a
+// path the app's ACL lets the page read, so the page and the daemon look
+// at the same file.
+func TestStatusFileWhereLuCIReads(t *testing.T) {
+	acl, err := parseACL([]byte(readFile(t, appACL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{
+		config.DefaultStatusFile, "/var/run/gogoc/other.json", "/tmp/gogoc.json", "/tmp/run/gogoc/status.json",
+		"status.json", "gogoc/status.json", "/var/run/gogoc/../../etc/x", "/var/run/gogoc/a/b.json",
+		"/var/run/gogoc/", "/var/run/gogoc/.", "/var/run//gogoc/x.json", `/var/run/gogoc/a\b`,
+	} {
+		doc := statusFileDoc + "\toption status_file " + uci.Quote(p) + "\n"
+		accepted := checkErrors(t, doc) == nil
+		readable := allowed(acl, "file", canonicalPath(p), "read") && canonicalPath(p) == p
+		if accepted && !readable {
+			t.Errorf("config/ accepts status_file %q, which the page may not read", p)
+		}
+	}
+	if err := checkErrors(t, statusFileDoc+"\toption status_file '"+config.DefaultStatusFile+"'\n"); err != nil {
+		t.Errorf("the default status file is refused: %v", err)
 	}
 }
 
@@ -664,6 +697,8 @@ func TestLuCISave(t *testing.T) {
 		want: map[string]string{"tunnel_mode": "v6udpv4", "keepalive": "1"},
 	}, {
 		sid: "retry", actions: [][2]string{{"retry_delay", "4000"}}, refused: true,
+	}, {
+		sid: "status-elsewhere", actions: [][2]string{{"status_file", "/tmp/gogoc.json"}}, refused: true,
 	}, {
 		sid: "enable", actions: [][2]string{{"enabled", "1"}, {"server", "[2001:db8::1]:3653"}},
 		want: map[string]string{"enabled": "1", "server": "[2001:db8::1]:3653"},
