@@ -152,7 +152,7 @@ func (d *lucid) open(run map[string]any, shot string) luciResult {
 		t.Fatal(err)
 	}
 	u := d.srv.URL + "/index.html?" + url.Values{"run": {string(spec)}}.Encode()
-	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Second)
 	defer cancel()
 	p := filepath.Join(artefacts(t), shot+".png")
 	// One launch gives both the DOM (stdout) and the screenshot.
