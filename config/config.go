@@ -42,7 +42,7 @@ type AuthMethod string
 
 const (
 	AuthAnonymous AuthMethod = "anonymous"
-	AuthAny       AuthMethod = "any" // strongest offered of PASSDSS, DIGEST-MD5, PLAIN
+	AuthAny       AuthMethod = "any" // strongest offered of PASSDSS, DIGEST-MD5; never PLAIN (tsp.chooseMechanism)
 	AuthPlain     AuthMethod = "plain"
 	AuthDigestMD5 AuthMethod = "digest-md5"
 	AuthPassDSS   AuthMethod = "passdss-3des-1"

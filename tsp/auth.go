@@ -20,9 +20,11 @@ const (
 	mechPassDSS   = "PASSDSS-3DES-1"
 )
 
-// chooseMechanism applies spec §3.1: a named method must be offered; "any"
-// takes the strongest offered of PASSDSS, DIGEST-MD5, PLAIN and never
-// ANONYMOUS.
+// chooseMechanism applies spec §3.1, with one deliberate difference from
+// gogoc 1.2: "any" takes PASSDSS-3DES-1, then DIGEST-MD5, and never PLAIN
+// (1.2 fell back to PLAIN, sending the password in clear to any broker, or
+// anyone on the path, that announced nothing better). PLAIN is used only
+// when configured as "plain". "any" never takes ANONYMOUS either.
 func chooseMechanism(m AuthMethod, caps Capability) (string, error) {
 	want := map[AuthMethod]struct {
 		bit  Capability
@@ -34,12 +36,16 @@ func chooseMechanism(m AuthMethod, caps Capability) (string, error) {
 		AuthPassDSS:   {CapPassDSS, mechPassDSS},
 	}
 	if m == AuthAny {
-		for _, c := range []AuthMethod{AuthPassDSS, AuthDigestMD5, AuthPlain} {
+		for _, c := range []AuthMethod{AuthPassDSS, AuthDigestMD5} {
 			if caps&want[c].bit != 0 {
 				return want[c].name, nil
 			}
 		}
-		return "", fmt.Errorf("%w: configured any, broker offers %s", ErrNoCommonAuth, caps)
+		hint := ""
+		if caps&CapPlain != 0 {
+			hint = "; any never sends the password in clear: set auth_method plain to allow PLAIN with this broker"
+		}
+		return "", fmt.Errorf("%w: auth_method any accepts %s or %s, broker offers %s%s", ErrNoCommonAuth, mechPassDSS, mechDigestMD5, caps.authString(), hint)
 	}
 	w, ok := want[m]
 	if !ok {

@@ -84,6 +84,14 @@ func (c Capability) Supports(t TunnelType) bool {
 	return false
 }
 
+// authString lists only the mechanisms, as AUTH=… items ("no AUTH" when none).
+func (c Capability) authString() string {
+	if s := (c &^ (CapV6V4 | CapV6UDPV4 | CapV4V6)).String(); s != "" {
+		return s
+	}
+	return "no AUTH"
+}
+
 func (c Capability) String() string {
 	var parts []string
 	for _, n := range []struct {

@@ -426,3 +426,43 @@ func BenchmarkNegotiate(b *testing.B) {
 		}
 	}
 }
+
+// auth_method any against a broker that offers only PLAIN: refused before
+// AUTHENTICATE, so the broker never sees the password. auth_method plain
+// and a redirect: not followed, the second broker never hears from us.
+func TestPlainOnlyWhenConfiguredAgainstBrokers(t *testing.T) {
+	plainOnly := startBroker(t, "127.0.0.1", func(c *testbroker.Config) { c.Auth = []string{testbroker.AuthPlain} })
+	n := &tsp.Negotiator{Dial: plainOnly.dial(tsp.UDP), Request: tsp.Request{Type: tsp.V6UDPV4},
+		Creds: tsp.Credentials{Method: tsp.AuthAny, UserID: testUser, Password: testPass}}
+	if _, err := n.Negotiate(ctxT(t), "broker.test"); !errors.Is(err, tsp.ErrNoCommonAuth) || !strings.Contains(err.Error(), "auth_method plain") {
+		t.Fatalf("any against a PLAIN-only broker: %v", err)
+	}
+	if st := plainOnly.srv.Stats(); st.Established != 0 || st.AuthFailures != 0 {
+		t.Fatalf("the broker saw an authentication: %+v", st)
+	}
+	n.Creds.Method = tsp.AuthPlain
+	res, err := n.Negotiate(ctxT(t), "broker.test")
+	if err != nil {
+		t.Fatalf("plain as configured: %v", err)
+	}
+	res.Session.T.Close()
+
+	second := startBroker(t, "127.0.0.1", nil)
+	first := startBroker(t, "127.0.0.1", func(c *testbroker.Config) {
+		c.Redirect = []testbroker.Broker{{Kind: "dn", Address: "second.test"}}
+	})
+	n.Dial = func(ctx context.Context, server string, network tsp.Network) (tsp.Transport, error) {
+		if server == "second.test" {
+			return second.dial()(ctx, server, network)
+		}
+		return first.dial()(ctx, server, network)
+	}
+	_, err = n.Negotiate(ctxT(t), "first.test")
+	var rd *tsp.RedirectError
+	if !errors.Is(err, tsp.ErrPlainRedirect) || !errors.As(err, &rd) || rd.Brokers[0].Address != "second.test" {
+		t.Fatalf("plain and a redirect: %v", err)
+	}
+	if st := second.srv.Stats(); st.Sessions != 0 {
+		t.Fatalf("the redirect was followed: %+v", st)
+	}
+}

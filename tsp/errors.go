@@ -45,6 +45,10 @@ var (
 	// ErrNoCommonAuth: the broker offers none of the mechanisms allowed by
 	// the configured auth_method.
 	ErrNoCommonAuth = errors.New("no common authentication mechanism")
+	// ErrPlainRedirect: a broker redirected a session configured for PLAIN;
+	// the redirect is not followed, so that the password goes in clear
+	// only to the broker the operator configured.
+	ErrPlainRedirect = errors.New("redirect not followed with auth_method plain")
 	// ErrTunnelModeUnavailable: the broker's CAPABILITY lacks the mode.
 	ErrTunnelModeUnavailable = errors.New("tunnel mode not offered by broker")
 	// ErrMalformed: the broker sent something that breaks the protocol; the

@@ -90,6 +90,12 @@ func (n *Negotiator) Negotiate(ctx context.Context, server string) (*Result, err
 		if redirect == nil {
 			return nil, lastErr
 		}
+		if n.Creds.Method == AuthPlain {
+			// PLAIN only to the broker the operator configured: a redirect
+			// target is whoever the broker, or the path to it, names. The
+			// operator may configure one of the listed brokers instead.
+			return nil, fmt.Errorf("%w (it would send the password in clear to a broker not configured; configure one of them as server, or use digest-md5): %w", ErrPlainRedirect, redirect)
+		}
 		if depth+1 > maxDepth {
 			return nil, fmt.Errorf("%w: more than %d redirects", ErrRedirectLoop, maxDepth)
 		}

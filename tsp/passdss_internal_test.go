@@ -69,7 +69,8 @@ func TestChooseMechanismAnyPrefersPassDSS(t *testing.T) {
 	}{
 		{CapPassDSS | CapDigestMD5 | CapPlain | CapAnonymous, mechPassDSS},
 		{CapDigestMD5 | CapPlain | CapAnonymous, mechDigestMD5},
-		{CapPlain | CapAnonymous, mechPlain},
+		{CapPlain | CapAnonymous, ""}, // any never sends the password in clear
+		{CapPlain, ""},
 		{CapPassDSS, mechPassDSS},
 		{CapAnonymous, ""},
 	}
