@@ -233,8 +233,12 @@ func (rr *recordReader) next() ([]byte, error) {
 		return rec, nil
 	}
 	if leadingStatusCode(line) > 1000 {
+		// </tunnel> holds no LF, so it lies within one line: only the line
+		// just read is searched, keeping a record of many short lines
+		// linear (searching the whole record each time was quadratic).
 		rec := line
-		for !bytes.Contains(rec, tunnelEndTag) {
+		for start := 0; !bytes.Contains(rec[start:], tunnelEndTag); {
+			start = len(rec)
 			if rec, err = rr.line(rec, rr.limit); err != nil {
 				return nil, fmt.Errorf("reading redirect: %w", noEOF(err))
 			}
