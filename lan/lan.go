@@ -248,7 +248,7 @@ func (l *LAN) Close() error {
 		errs = append(errs, <-done)
 		st := srv.Stats()
 		l.log.Info("router advertisements stopped", "wakeups", st.Wakeups, "multicast", st.Multicast,
-			"unicast", st.Unicast, "solicitations", st.Solicits, "dropped", st.Dropped, "write_errors", st.WriteErrors)
+			"unicast", st.Unicast, "solicitations", st.Solicits, "deferred", st.Deferred, "dropped", st.Dropped, "write_errors", st.WriteErrors)
 	}
 	errs = append(errs, l.rt.Remove())
 	if l.ownsH {

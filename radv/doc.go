@@ -12,4 +12,13 @@
 // was replaced is still advertised as deprecated until its valid lifetime
 // (at most 2 h) runs out, and stopping sends a final RA with router
 // lifetime 0 and every prefix deprecated.
+//
+// LAN hosts are not trusted. A solicitation is answered directly only
+// while a token bucket allows (10 in a row, then 10 a second): each
+// direct reply may cost the router a neighbour resolution, and a flood of
+// spoofed solicitations must cost neither CPU nor neighbour entries. The
+// rest share one multicast RA, after a random delay of up to 0.5 s and
+// never within 3 s of the previous one (RFC 4861 §6.2.6). The kernel still
+// reads every solicitation (and, with forwarding on, notes a neighbour
+// entry for each source link-layer address, within its own table limits).
 package radv

@@ -21,7 +21,7 @@ type ICMPConn struct {
 	pc     *ipv6.PacketConn
 	ifName string
 	addr   netip.Addr // our link-local address, with zone
-	bufLen int
+	buf    []byte     // ReadFrom's: one reader at a time, and parseRS copies out
 	// cm is sent when WriteTo gets none: hop limit 255, from addr.
 	cm *ipv6.ControlMessage
 }
@@ -52,8 +52,8 @@ func Listen(ifName string) (*ICMPConn, net.HardwareAddr, error) {
 		ifName: ifName,
 		addr:   ll.WithZone(ifName),
 		// A solicitation cannot be larger than the link's MTU.
-		bufLen: max(ifi.MTU, 1280),
-		cm:     &ipv6.ControlMessage{HopLimit: ndp.HopLimit, Src: ll.AsSlice(), IfIndex: ifi.Index},
+		buf: make([]byte, max(ifi.MTU, 1280)),
+		cm:  &ipv6.ControlMessage{HopLimit: ndp.HopLimit, Src: ll.AsSlice(), IfIndex: ifi.Index},
 	}
 	if what, err := c.setup(ifi); err != nil {
 		_ = c.Close()
@@ -117,7 +117,7 @@ func linkLocalOf(ifi *net.Interface) (netip.Addr, error) {
 // message and source. Messages from our own address are skipped. It is
 // meant for one reader at a time.
 func (c *ICMPConn) ReadFrom() (ndp.Message, *ipv6.ControlMessage, netip.Addr, error) {
-	b := make([]byte, c.bufLen)
+	b := c.buf
 	for {
 		n, cm, src, err := c.pc.ReadFrom(b)
 		if err != nil {

@@ -24,6 +24,9 @@ const (
 	// MinDelayBetweenRAs is MIN_DELAY_BETWEEN_RAS: multicast RAs are never
 	// closer together than this.
 	MinDelayBetweenRAs = 3 * time.Second
+	// MaxRADelayTime is MAX_RA_DELAY_TIME: a multicast reply to
+	// solicitations waits a random time up to this.
+	MaxRADelayTime = 500 * time.Millisecond
 	// twoHours: hosts ignore a valid lifetime below 2 h for an address that
 	// has more left (RFC 4862 §5.5.3 e), so a deprecated prefix needs no
 	// more than this to run out.
@@ -40,6 +43,10 @@ const (
 	DefaultPreferredLifetime = 4 * time.Hour
 	DefaultHopLimit          = 64
 	DefaultMTU               = 1280
+	// A LAN where every host boots at once gets its first replies
+	// directly; a flood gets 10 a second (and the multicast reply).
+	DefaultSolicitedBurst    = 10
+	DefaultSolicitedInterval = 100 * time.Millisecond
 )
 
 // Config tunes a Server. Zero fields take the defaults above.
@@ -51,6 +58,18 @@ type Config struct {
 	InitialCount    int
 	// MinDelay spaces multicast RAs (default 3 s).
 	MinDelay time.Duration
+	// MaxRADelay bounds the random wait of a multicast reply to
+	// solicitations (default 500 ms), counted from the first one it
+	// answers.
+	MaxRADelay time.Duration
+	// SolicitedBurst and SolicitedInterval are the token bucket of RAs
+	// sent straight to a solicitor: at most SolicitedBurst in a row, then
+	// one per SolicitedInterval (defaults 10 and 100 ms). A solicitation
+	// that finds the bucket empty is answered by the next multicast RA,
+	// which MinDelay limits. Each direct reply can cost the router a
+	// neighbour resolution, so a flood must not get one each.
+	SolicitedBurst    int
+	SolicitedInterval time.Duration
 	// RouterLifetime while the uplink is up: default 3 × MaxInterval,
 	// clamped to 9000 s.
 	RouterLifetime time.Duration
@@ -63,7 +82,8 @@ type Config struct {
 	// Now replaces the clock used for lifetimes counting down (tests).
 	Now func() time.Time
 	// Rand, when set, replaces the random choice of an interval in
-	// [min, max] (tests). It gets the span max-min and returns 0..span.
+	// [min, max] and of a reply's delay (tests). It gets the span and
+	// returns 0..span.
 	Rand func(span time.Duration) time.Duration
 }
 
@@ -99,6 +119,7 @@ type Stats struct {
 	Multicast   uint64 // multicast RAs sent (unsolicited, rate-limited replies, final)
 	Unicast     uint64 // RAs sent to a solicitor
 	Solicits    uint64 // valid RSs received
+	Deferred    uint64 // RSs left to the multicast reply: no token for a direct one
 	Dropped     uint64 // messages ignored: not an RS, hop limit not 255, invalid
 	WriteErrors uint64
 }
@@ -112,6 +133,37 @@ type Server struct {
 	deprecated map[netip.Prefix]time.Time // replaced prefix -> end of its valid lifetime
 	stats      Stats
 	changed    chan struct{} // capacity 1: "params changed, advertise soon"
+	direct     bucket        // tokens for replies straight to a solicitor
+}
+
+// bucket is a token bucket: up to burst tokens, one more per every.
+type bucket struct {
+	burst  int
+	every  time.Duration
+	tokens int
+	at     time.Time // when tokens was last topped up; zero: full
+}
+
+// take spends a token if there is one.
+func (b *bucket) take(now time.Time) bool {
+	if b.at.IsZero() {
+		b.tokens, b.at = b.burst, now
+	}
+	if el := now.Sub(b.at); el >= b.every {
+		// Counted in tokens before any conversion: a tiny every must not
+		// overflow an int on 32-bit routers.
+		if add := el / b.every; add >= time.Duration(b.burst-b.tokens) {
+			b.tokens, b.at = b.burst, now
+		} else {
+			b.tokens += int(add)
+			b.at = b.at.Add(add * b.every)
+		}
+	}
+	if b.tokens == 0 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // New checks cfg and fills its defaults.
@@ -134,6 +186,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MinDelay == 0 {
 		cfg.MinDelay = MinDelayBetweenRAs
 	}
+	if cfg.MaxRADelay == 0 {
+		cfg.MaxRADelay = MaxRADelayTime
+	}
+	if cfg.SolicitedBurst == 0 {
+		cfg.SolicitedBurst = DefaultSolicitedBurst
+	}
+	if cfg.SolicitedInterval == 0 {
+		cfg.SolicitedInterval = DefaultSolicitedInterval
+	}
+	if cfg.MaxRADelay < 0 || cfg.SolicitedBurst < 0 || cfg.SolicitedInterval < 0 {
+		return nil, errors.New("radv: negative solicitation limits")
+	}
 	if cfg.RouterLifetime == 0 {
 		cfg.RouterLifetime = 3 * cfg.MaxInterval
 	}
@@ -151,7 +215,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Server{cfg: cfg, deprecated: map[netip.Prefix]time.Time{}, changed: make(chan struct{}, 1)}, nil
+	return &Server{cfg: cfg, deprecated: map[netip.Prefix]time.Time{}, changed: make(chan struct{}, 1),
+		direct: bucket{burst: cfg.SolicitedBurst, every: cfg.SolicitedInterval}}, nil
 }
 
 // Update replaces what is advertised and has it sent soon (within the

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/mdlayher/ndp"
@@ -77,10 +78,13 @@ func (s *Server) Serve(ctx context.Context, conn Conn) error {
 			}
 		})
 	}
-	// The reader answers unicast solicitations itself (no hand-over to the
-	// loop, which would cost a goroutine wake-up per reply) and passes
-	// those that need a multicast RA to the loop.
+	// The reader answers solicitations directly itself while the bucket
+	// has tokens (no hand-over to the loop, which would cost a goroutine
+	// wake-up per reply) and passes the others to the loop, which answers
+	// them all with one multicast RA. pending keeps a flood from waking
+	// the loop more than once per multicast reply.
 	rsCh := make(chan struct{}, 1)
+	var pending atomic.Bool
 	readErr := make(chan error, 1)
 	readDone := make(chan struct{})
 	go func() {
@@ -95,17 +99,28 @@ func (s *Server) Serve(ctx context.Context, conn Conn) error {
 				readErr <- err
 				return
 			}
-			switch classify(m, cm, src) {
-			case ignore:
+			v := classify(m, cm, src)
+			if v == ignore {
 				s.count(func(st *Stats) { st.Dropped++ })
-			case replyUni:
-				s.count(func(st *Stats) { st.Wakeups++; st.Solicits++ })
+				continue
+			}
+			direct := false
+			s.count(func(st *Stats) {
+				st.Wakeups++
+				st.Solicits++
+				direct = v == replyUni && s.direct.take(time.Now())
+				if v == replyUni && !direct {
+					st.Deferred++
+				}
+			})
+			if direct {
 				send(src, false)
-			case replyMulti:
-				s.count(func(st *Stats) { st.Wakeups++; st.Solicits++ })
+				continue
+			}
+			if pending.CompareAndSwap(false, true) {
 				select {
 				case rsCh <- struct{}{}:
-				default: // one pending multicast reply answers them all
+				default:
 				}
 			}
 		}
@@ -142,13 +157,21 @@ func (s *Server) Serve(ctx context.Context, conn Conn) error {
 			return fmt.Errorf("radv: read: %w", err)
 		case <-timer.C:
 			s.count(func(st *Stats) { st.Wakeups++ })
+			// Solicitations from now on need another reply.
+			pending.Store(false)
 			send(allNodes, false)
 			lastMulti = time.Now()
 			sent++
 			reset(lastMulti.Add(s.interval(sent)))
 		case <-rsCh:
-			// RFC 4861 §6.2.6: no closer than MinDelay to the last one.
-			if at := lastMulti.Add(s.cfg.MinDelay); at.Before(next) {
+			// RFC 4861 §6.2.6: a random delay of up to MAX_RA_DELAY_TIME
+			// from this first solicitation, and no closer than MinDelay
+			// to the last multicast RA.
+			at := time.Now().Add(s.random(s.cfg.MaxRADelay))
+			if m := lastMulti.Add(s.cfg.MinDelay); m.After(at) {
+				at = m
+			}
+			if at.Before(next) {
 				reset(at)
 			}
 		case <-s.changed:
@@ -164,16 +187,20 @@ func (s *Server) Serve(ctx context.Context, conn Conn) error {
 // interval is the wait after the n-th multicast RA: random in [min, max],
 // capped for the first few.
 func (s *Server) interval(n int) time.Duration {
-	span := s.cfg.MaxInterval - s.cfg.MinInterval
-	var r time.Duration
-	if s.cfg.Rand != nil {
-		r = s.cfg.Rand(span)
-	} else if span > 0 {
-		r = rand.N(span + 1)
-	}
-	d := s.cfg.MinInterval + max(0, min(r, span))
+	d := s.cfg.MinInterval + s.random(s.cfg.MaxInterval-s.cfg.MinInterval)
 	if n < s.cfg.InitialCount {
 		d = min(d, s.cfg.InitialInterval)
 	}
 	return d
+}
+
+// random is a random duration in [0, span].
+func (s *Server) random(span time.Duration) time.Duration {
+	if span <= 0 {
+		return 0
+	}
+	if s.cfg.Rand != nil {
+		return max(0, min(s.cfg.Rand(span), span))
+	}
+	return rand.N(span + 1)
 }

@@ -3,7 +3,10 @@ package radv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,7 +108,7 @@ func TestServeUnsolicitedSchedule(t *testing.T) {
 
 func TestServeSolicitations(t *testing.T) {
 	s, err := New(Config{MinInterval: time.Hour, MaxInterval: time.Hour, InitialInterval: time.Hour,
-		MinDelay: 300 * time.Millisecond})
+		MinDelay: 300 * time.Millisecond, Rand: func(time.Duration) time.Duration { return 0 }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +154,83 @@ func TestServeSolicitations(t *testing.T) {
 		t.Fatalf("rate-limited reply to %v", r.dst)
 	}
 	none(t, f, 400*time.Millisecond)
+}
+
+// TestServeSolicitedBucket: solicitors with addresses get direct replies
+// while the bucket has tokens; the rest get one multicast RA, after a
+// random delay of at most MaxRADelay, and a token comes back after
+// SolicitedInterval.
+func TestServeSolicitedBucket(t *testing.T) {
+	var delays []time.Duration
+	var mu sync.Mutex
+	s, err := New(Config{MinInterval: time.Hour, MaxInterval: time.Hour, InitialInterval: time.Hour,
+		MinDelay: time.Millisecond, MaxRADelay: 200 * time.Millisecond, SolicitedBurst: 3, SolicitedInterval: 400 * time.Millisecond,
+		Rand: func(span time.Duration) time.Duration {
+			mu.Lock()
+			defer mu.Unlock()
+			delays = append(delays, span)
+			return span
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(Params{Up: true, Prefixes: []Prefix{{Prefix: lan1}}}); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := serve(t, s)
+	if r := next(t, f, time.Second); r.dst != allNodes {
+		t.Fatalf("first RA to %v", r.dst)
+	}
+	start := time.Now()
+	for i := range 50 {
+		f.solicit(fmt.Sprintf("fe80::%x", i+1), 255)
+	}
+	var uni []netip.Addr
+	var multi []time.Duration
+	for deadline := time.After(time.Second); len(uni)+len(multi) < 4; {
+		select {
+		case r := <-f.out:
+			if r.dst == allNodes {
+				multi = append(multi, r.at.Sub(start))
+			} else {
+				uni = append(uni, r.dst)
+			}
+		case <-deadline:
+			t.Fatalf("after 50 solicitations: direct replies to %v, multicast at %v", uni, multi)
+		}
+	}
+	if len(uni) != 3 || len(multi) != 1 || multi[0] < 200*time.Millisecond {
+		t.Fatalf("direct replies to %v, multicast at %v; want 3 and one after the 200 ms delay", uni, multi)
+	}
+	none(t, f, 100*time.Millisecond)
+	st := s.Stats()
+	if st.Solicits != 50 || st.Unicast != 3 || st.Deferred != 47 {
+		t.Fatalf("stats %+v, want 50 solicitations, 3 direct replies, 47 deferred", st)
+	}
+	// A token is back after the interval.
+	time.Sleep(400 * time.Millisecond)
+	f.solicit("fe80::99", 255)
+	if r := next(t, f, 200*time.Millisecond); r.dst != netip.MustParseAddr("fe80::99") {
+		t.Fatalf("after the interval, the reply went to %v", r.dst)
+	}
+}
+
+func TestBucket(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	b := bucket{burst: 2, every: time.Second}
+	got := []bool{b.take(t0), b.take(t0), b.take(t0), b.take(t0.Add(999 * time.Millisecond)),
+		b.take(t0.Add(time.Second)), b.take(t0.Add(time.Second)), b.take(t0.Add(time.Hour)), b.take(t0.Add(time.Hour)), b.take(t0.Add(time.Hour))}
+	want := []bool{true, true, false, false, true, false, true, true, false}
+	if !slices.Equal(got, want) {
+		t.Fatalf("takes %v, want %v", got, want)
+	}
+	// The baseline's "no limit": a tiny interval does not overflow.
+	u := bucket{burst: 1 << 30, every: time.Nanosecond}
+	for i := range 1000 {
+		if !u.take(t0.Add(time.Duration(i) * 100 * 365 * 24 * time.Hour)) {
+			t.Fatalf("unlimited bucket refused take %d", i)
+		}
+	}
 }
 
 func TestServeDownThenFinal(t *testing.T) {
