@@ -21,6 +21,7 @@ import (
 	"github.com/jsklein/gogoc/internal/rtlink"
 	"github.com/jsklein/gogoc/radv"
 	"github.com/jsklein/gogoc/router"
+	"golang.org/x/sys/unix"
 )
 
 // Uplink is what the tunnel brings for the LAN.
@@ -69,6 +70,10 @@ type System struct {
 	// Listen opens the RA socket on a device and returns its hardware
 	// address; nil is radv.Listen.
 	Listen func(ifName string) (Conn, net.HardwareAddr, error)
+	// Watch leaves a token on its channel whenever links or IPv6
+	// addresses change, and closes it when it fails; nil is
+	// rtlink.WatchLinksAt in the caller's namespace.
+	Watch func(done <-chan struct{}, onErr func(error)) (<-chan struct{}, error)
 }
 
 // Conn is an open RA socket.
@@ -77,20 +82,44 @@ type Conn interface {
 	Close() error
 }
 
+// Timing of the keeper (see keep).
+const (
+	// pollEvery looks at the device when the link watch is not working.
+	pollEvery = 5 * time.Second
+	// Failed attempts are retried after retryMin, doubling up to
+	// socketRetryMax for the RA socket and retryMax for the address.
+	retryMin       = 100 * time.Millisecond
+	socketRetryMax = 500 * time.Millisecond
+	retryMax       = 30 * time.Second
+	// A server that ran this long counts as a success: the next failure
+	// starts the back-off again at retryMin.
+	servedLong = 10 * time.Second
+)
+
 // LAN implements the daemon's LAN side. Its methods are safe for
 // concurrent use.
+//
+// From the first Up to Close a keeper goroutine owns the RA socket and
+// follows the LAN device: when the device goes away (a network restart
+// deletes and re-creates the bridge, which gets a new index) or goes down,
+// the socket is dropped; when it is back, the LAN address and forwarding
+// are restored and a new socket starts with an RA at once. It learns of
+// changes from link notifications and from writes that fail because the
+// link is gone, and waits quietly while the device is missing.
 type LAN struct {
 	cfg   Config
 	log   *logx.Logger
 	h     *rtlink.Handle
 	ownsH bool
 	rt    *router.Router
+	srv   *radv.Server // nil without Advertise
 
 	mu     sync.Mutex
-	srv    *radv.Server
-	params radv.Params
+	plan   *router.Plan // what the last Up asked for
+	params radv.Params  // what the RAs say for the uplink
+	kick   chan struct{}
 	stop   context.CancelFunc
-	done   chan error
+	done   chan struct{}
 }
 
 // New checks cfg; nothing changes on the system before the first Up.
@@ -110,7 +139,19 @@ func New(cfg Config) (*LAN, error) {
 			return c, hw, nil
 		}
 	}
-	l := &LAN{cfg: cfg, log: cfg.Log.With("lan", cfg.Interface), h: cfg.System.Netlink}
+	if cfg.System.Watch == nil {
+		cfg.System.Watch = func(done <-chan struct{}, onErr func(error)) (<-chan struct{}, error) {
+			return rtlink.WatchLinksAt(0, done, onErr)
+		}
+	}
+	l := &LAN{cfg: cfg, log: cfg.Log.With("lan", cfg.Interface), h: cfg.System.Netlink, kick: make(chan struct{}, 1)}
+	if cfg.Advertise {
+		srv, err := radv.New(cfg.RA)
+		if err != nil {
+			return nil, fmt.Errorf("lan: %w", err)
+		}
+		l.srv = srv
+	}
 	if l.h == nil {
 		h, err := rtlink.NewHandle()
 		if err != nil {
@@ -123,7 +164,9 @@ func New(cfg Config) (*LAN, error) {
 }
 
 // Up applies the uplink's prefix (a different previous one is advertised
-// deprecated) and advertises a default router.
+// deprecated) and advertises a default router. A LAN device that does not
+// exist yet is not an error: the address and the RAs follow when it
+// appears.
 func (l *LAN) Up(ctx context.Context, u Uplink, tunIf string) error {
 	if !u.Delegated.IsValid() {
 		return errors.New("router mode: the broker delegated no prefix")
@@ -134,29 +177,40 @@ func (l *LAN) Up(ctx context.Context, u Uplink, tunIf string) error {
 	if err != nil {
 		return fmt.Errorf("router mode: %w", err)
 	}
-	if err := l.rt.Apply(router.Plan{LANIf: l.cfg.Interface, TunIf: tunIf, Delegated: u.Delegated, LAN: lanPfx}); err != nil {
-		return err
-	}
-	if !l.cfg.Advertise {
-		return nil
+	plan := router.Plan{LANIf: l.cfg.Interface, TunIf: tunIf, Delegated: u.Delegated, LAN: lanPfx}
+	if err := l.rt.Apply(plan); err != nil {
+		if !rtlink.IsNotFound(err) {
+			return err
+		}
+		l.log.Warn("LAN device missing; its address and advertisements follow when it appears", "err", err)
 	}
 	p := l.paramsFor(u, lanPfx)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.srv == nil {
-		if err := l.startRA(p); err != nil {
-			// Without RAs the LAN cannot use the prefix: undo, and let
-			// the caller retry the whole set-up.
+	if l.srv != nil {
+		if err := l.srv.Update(p); err != nil {
 			if rerr := l.rt.Remove(); rerr != nil {
 				l.log.Error("LAN tear-down", "err", rerr)
 			}
 			return err
 		}
-	} else if err := l.srv.Update(p); err != nil {
-		return err
 	}
-	l.params = p
+	l.mu.Lock()
+	l.plan, l.params = &plan, p
+	if l.stop == nil {
+		kctx, cancel := context.WithCancel(context.Background())
+		l.stop, l.done = cancel, make(chan struct{})
+		go l.keep(kctx)
+	}
+	l.mu.Unlock()
+	l.poke()
 	return nil
+}
+
+// poke has the keeper look at the device now.
+func (l *LAN) poke() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
 }
 
 // paramsFor is what the RAs say for an uplink that is up.
@@ -189,70 +243,258 @@ func lifetimes(p netip.Prefix, granted time.Duration) radv.Prefix {
 	return x
 }
 
-// startRA opens the socket and runs a server that advertises p (l.mu held).
-func (l *LAN) startRA(p radv.Params) error {
-	conn, hw, err := l.cfg.System.Listen(l.cfg.Interface)
-	if err != nil {
-		return err
-	}
-	rc := l.cfg.RA
-	rc.LinkAddr = hw
-	srv, err := radv.New(rc)
-	if err == nil {
-		err = srv.Update(p) // before Serve: its first RA says it all
-	}
-	if err != nil {
-		_ = conn.Close()
-		return err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		err := srv.Serve(ctx, conn)
-		_ = conn.Close()
-		if err != nil {
-			l.log.Error("router advertisements stopped", "err", err)
-		}
-		done <- err
-	}()
-	l.srv, l.stop, l.done = srv, cancel, done
-	l.log.Info("sending router advertisements")
-	return nil
-}
-
 // Down says the tunnel is lost: RAs carry router lifetime 0, the prefix
 // stays.
 func (l *LAN) Down() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.srv == nil {
 		return
 	}
-	p := l.params
-	p.Up = false
-	if err := l.srv.Update(p); err != nil {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.plan == nil {
+		return
+	}
+	l.params.Up = false
+	if err := l.srv.Update(l.params); err != nil {
 		l.log.Error("router advertisements", "err", err)
 	}
 }
 
-// Close sends the final RA (router lifetime 0, the prefix deprecated) and
-// removes what Up configured.
+// Close sends the final RA (router lifetime 0, the prefix deprecated) if
+// the device is there, and removes what Up configured.
 func (l *LAN) Close() error {
 	l.mu.Lock()
-	srv, stop, done := l.srv, l.stop, l.done
-	l.srv, l.stop, l.done = nil, nil, nil
+	stop, done := l.stop, l.done
 	l.mu.Unlock()
-	var errs []error
 	if stop != nil {
-		stop() // Serve sends the final RA before it returns
-		errs = append(errs, <-done)
-		st := srv.Stats()
+		stop() // the keeper has the server send the final RA
+		<-done
+	}
+	if l.srv != nil {
+		st := l.srv.Stats()
 		l.log.Info("router advertisements stopped", "wakeups", st.Wakeups, "multicast", st.Multicast,
 			"unicast", st.Unicast, "solicitations", st.Solicits, "deferred", st.Deferred, "dropped", st.Dropped, "write_errors", st.WriteErrors)
 	}
-	errs = append(errs, l.rt.Remove())
+	err := l.rt.Remove()
 	if l.ownsH {
 		l.h.Close()
 	}
-	return errors.Join(errs...)
+	return err
+}
+
+// serving is one Serve on one socket.
+type serving struct {
+	conn   Conn
+	index  int // the device the socket is bound to
+	since  time.Time
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// keep follows the LAN device until ctx ends, then has the server send
+// its final RA.
+func (l *LAN) keep(ctx context.Context) {
+	defer close(l.done)
+	k := keeper{l: l}
+	defer func() {
+		if k.cur != nil {
+			k.cur.cancel() // Serve sends the final RA
+			if err := <-k.cur.done; err != nil {
+				l.log.Warn("final router advertisement", "err", err)
+			}
+		}
+	}()
+	changes := k.subscribe(ctx)
+	// Without the watch, the device is looked at every pollEvery, and the
+	// watch is tried again.
+	ticker := time.NewTicker(pollEvery)
+	defer ticker.Stop()
+	var poll <-chan time.Time
+	if changes == nil {
+		poll = ticker.C
+	} else {
+		ticker.Stop()
+	}
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	for {
+		if wait := k.reconcile(); wait > 0 {
+			retry.Reset(wait)
+		}
+		var served <-chan error
+		if k.cur != nil {
+			served = k.cur.done
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-changes:
+			if !ok {
+				l.log.Warn("link watch ended; the LAN device is looked at every " + pollEvery.String())
+				changes = nil
+				ticker.Reset(pollEvery)
+				poll = ticker.C
+			}
+		case <-l.kick:
+		case <-poll:
+			if changes = k.subscribe(ctx); changes != nil {
+				ticker.Stop()
+				poll = nil
+			}
+		case <-retry.C:
+		case err := <-served:
+			k.ended(err)
+		}
+	}
+}
+
+// keeper is keep's state.
+type keeper struct {
+	l   *LAN
+	cur *serving
+	// Back-off for opening the RA socket (and for servers that end soon
+	// after they started): failures in a row, no attempt before notBefore.
+	fails     int
+	notBefore time.Time
+	// The same for restoring the LAN address.
+	ensureFails int
+	lastErr     string // logged once until it changes
+}
+
+// subscribe starts the link watch; nil when it cannot.
+func (k *keeper) subscribe(ctx context.Context) <-chan struct{} {
+	ch, err := k.l.cfg.System.Watch(ctx.Done(), func(err error) { k.l.log.Warn("link watch", "err", err) })
+	if err != nil {
+		k.problem("link watch unavailable; the LAN device is looked at every "+pollEvery.String(), err)
+		return nil
+	}
+	return ch
+}
+
+// problem logs a failure once until another one comes.
+func (k *keeper) problem(msg string, err error) {
+	if s := msg + ": " + err.Error(); s != k.lastErr {
+		k.lastErr = s
+		k.l.log.Warn(msg, "err", err)
+	}
+}
+
+// backoff is the wait after n failures in a row.
+func backoff(n int, most time.Duration) time.Duration {
+	return min(retryMin<<min(n, 20), most)
+}
+
+// failed schedules the next socket attempt after a failure. The wait
+// stays short (socketRetryMax): the usual cause is a new device whose
+// link-local address is still tentative, and each attempt costs a lookup.
+func (k *keeper) failed() time.Duration {
+	wait := backoff(k.fails, socketRetryMax)
+	k.fails++
+	k.notBefore = time.Now().Add(wait)
+	return wait
+}
+
+// ended notes that Serve returned: the link went away under it (a write
+// said so) or its socket failed.
+func (k *keeper) ended(err error) {
+	cur := k.cur
+	k.cur = nil
+	k.l.log.Warn("router advertisements interrupted; looking at the LAN device", "err", err)
+	// At once after a server that ran a while; otherwise after a back-off,
+	// so that a device that takes sockets but fails writes cannot make a
+	// busy loop.
+	if time.Since(cur.since) >= servedLong {
+		k.fails = 0
+	} else {
+		k.failed()
+	}
+}
+
+// drop ends the current Serve without a final RA: its link is gone.
+func (k *keeper) drop() {
+	if k.cur == nil {
+		return
+	}
+	_ = k.cur.conn.Close() // Serve's read fails, and it returns
+	<-k.cur.done
+	k.cur = nil
+}
+
+// reconcile makes the system match what Up asked for on the device as it
+// is now, and says when to look again (0: on the next event).
+func (k *keeper) reconcile() time.Duration {
+	l := k.l
+	link, err := l.h.LinkByName(l.cfg.Interface)
+	if rtlink.IsNotFound(err) {
+		if k.cur != nil {
+			l.log.Warn("LAN device gone; waiting for it to come back")
+			k.drop()
+		}
+		return 0
+	}
+	if err != nil {
+		k.problem("LAN device", err)
+		return k.failed()
+	}
+	var wait time.Duration
+	l.mu.Lock()
+	plan := l.plan
+	l.mu.Unlock()
+	if plan != nil {
+		if err := l.rt.Ensure(*plan); err != nil {
+			// The advertisements go on: they do not need the address.
+			// (While the tunnel is down its device is gone, and this
+			// waits for the next Up.)
+			k.problem("LAN address not restored", err)
+			wait = backoff(k.ensureFails, retryMax)
+			k.ensureFails++
+		} else {
+			k.ensureFails = 0
+		}
+	}
+	if l.srv == nil {
+		return wait
+	}
+	usable := link.Flags&unix.IFF_UP != 0 && link.Flags&unix.IFF_RUNNING != 0
+	if k.cur != nil && (k.cur.index != link.Index || !usable) {
+		if k.cur.index != link.Index {
+			l.log.Info("LAN device re-created", "index", link.Index, "was", k.cur.index)
+		} else {
+			l.log.Info("LAN device down")
+		}
+		k.drop()
+	}
+	if k.cur != nil || !usable {
+		return wait
+	}
+	if d := time.Until(k.notBefore); d > 0 {
+		return minWait(wait, d)
+	}
+	conn, hw, err := l.cfg.System.Listen(l.cfg.Interface)
+	if err != nil {
+		// Often the new device's link-local address is still tentative
+		// (duplicate address detection): soon again.
+		k.problem("router advertisements: socket", err)
+		return minWait(wait, k.failed())
+	}
+	l.srv.SetLinkAddr(hw)
+	ctx, cancel := context.WithCancel(context.Background())
+	cur := &serving{conn: conn, index: link.Index, since: time.Now(), cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		err := l.srv.Serve(ctx, conn)
+		_ = conn.Close()
+		cur.done <- err
+	}()
+	k.cur, k.lastErr = cur, ""
+	l.log.Info("sending router advertisements", "index", link.Index)
+	return wait
+}
+
+// minWait is the sooner of two waits, 0 meaning none.
+func minWait(a, b time.Duration) time.Duration {
+	if a == 0 || b > 0 && b < a {
+		return b
+	}
+	return a
 }

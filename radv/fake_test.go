@@ -19,8 +19,15 @@ type fakeConn struct {
 
 	once     sync.Once
 	unblock  chan struct{}
+	mu       sync.Mutex
 	writeErr error
 	readErr  error
+}
+
+func (f *fakeConn) setWriteErr(err error) {
+	f.mu.Lock()
+	f.writeErr = err
+	f.mu.Unlock()
 }
 
 type received struct {
@@ -52,8 +59,11 @@ func (f *fakeConn) ReadFrom() (ndp.Message, *ipv6.ControlMessage, netip.Addr, er
 }
 
 func (f *fakeConn) WriteTo(m ndp.Message, _ *ipv6.ControlMessage, dst netip.Addr) error {
-	if f.writeErr != nil {
-		return f.writeErr
+	f.mu.Lock()
+	werr := f.writeErr
+	f.mu.Unlock()
+	if werr != nil {
+		return werr
 	}
 	b, err := ndp.MarshalMessage(m)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/mdlayher/ndp"
@@ -43,7 +44,9 @@ func Listen(ifName string) (*ICMPConn, net.HardwareAddr, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	ic, err := net.ListenIP("ip6:ipv6-icmp", &net.IPAddr{IP: ll.AsSlice(), Zone: ifName})
+	// The zone by number: the net package's name cache may still hold
+	// the index of a device of the same name that was deleted.
+	ic, err := net.ListenIP("ip6:ipv6-icmp", &net.IPAddr{IP: ll.AsSlice(), Zone: strconv.Itoa(ifi.Index)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("radv: listen on %s: %w", ifName, err)
 	}
@@ -143,7 +146,7 @@ func (c *ICMPConn) ReadFrom() (ndp.Message, *ipv6.ControlMessage, netip.Addr, er
 	}
 }
 
-// WriteTo sends m to dst on the interface (dst's zone is replaced). A nil
+// WriteTo sends m to dst on the interface (dst's zone is ignored). A nil
 // cm sends from the link-local address with hop limit 255.
 func (c *ICMPConn) WriteTo(m ndp.Message, cm *ipv6.ControlMessage, dst netip.Addr) error {
 	b, err := ndp.MarshalMessage(m)
@@ -153,7 +156,10 @@ func (c *ICMPConn) WriteTo(m ndp.Message, cm *ipv6.ControlMessage, dst netip.Add
 	if cm == nil {
 		cm = c.cm
 	}
-	if _, err := c.pc.WriteTo(b, cm, &net.IPAddr{IP: dst.AsSlice(), Zone: c.ifName}); err != nil {
+	// No zone: the socket is bound to the device, and the control message
+	// names it too. A zone name would go through the net package's name
+	// cache, which may still map it to a deleted device.
+	if _, err := c.pc.WriteTo(b, cm, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
 		return fmt.Errorf("radv: send to %v: %w", dst, err)
 	}
 	return nil

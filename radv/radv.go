@@ -247,6 +247,14 @@ func (s *Server) Update(p Params) error {
 	return nil
 }
 
+// SetLinkAddr replaces the source link-layer address option (a device
+// re-created with another hardware address).
+func (s *Server) SetLinkAddr(hw net.HardwareAddr) {
+	s.mu.Lock()
+	s.cfg.LinkAddr = slices.Clone(hw)
+	s.mu.Unlock()
+}
+
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()

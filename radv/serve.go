@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mdlayher/ndp"
@@ -24,6 +25,19 @@ type Conn interface {
 	WriteTo(m ndp.Message, cm *ipv6.ControlMessage, dst netip.Addr) error
 	// SetReadDeadline unblocks ReadFrom when Serve returns.
 	SetReadDeadline(t time.Time) error
+}
+
+// ErrLinkGone marks Serve's return when a write failed because the link
+// is gone: the device was deleted or is down, or its address went away.
+// The socket is of no more use; the caller re-opens one when the link is
+// back.
+var ErrLinkGone = errors.New("link gone")
+
+// linkGone tells whether a write error means the socket's link is gone,
+// rather than a passing shortage (ENOBUFS, a full neighbour queue).
+func linkGone(err error) bool {
+	return errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.ENXIO) ||
+		errors.Is(err, syscall.ENETDOWN) || errors.Is(err, syscall.EADDRNOTAVAIL)
 }
 
 // allNodes is where multicast RAs go.
@@ -62,11 +76,21 @@ func classify(m ndp.Message, cm *ipv6.ControlMessage, src netip.Addr) verdict {
 
 // Serve advertises until ctx is done, then sends the final RA (router
 // lifetime 0, prefixes deprecated) and returns nil. It returns early with
-// an error only when reading from conn fails. Serve does not close conn.
-// Call it once per Server.
+// an error when reading from conn fails or a write says the link is gone
+// (ErrLinkGone: the device was deleted or went down, or lost its address).
+// Serve does not close conn. One Serve runs at a time; a new one (on a
+// socket re-opened after the link came back) starts with an RA at once,
+// and keeps what the Server knows, deprecated prefixes included.
 func (s *Server) Serve(ctx context.Context, conn Conn) error {
+	gone := make(chan error, 1)
 	send := func(dst netip.Addr, final bool) {
 		err := conn.WriteTo(s.advertisement(final), nil, dst)
+		if err != nil && linkGone(err) {
+			select {
+			case gone <- err:
+			default:
+			}
+		}
 		s.count(func(st *Stats) {
 			switch {
 			case err != nil:
@@ -150,6 +174,8 @@ func (s *Server) Serve(ctx context.Context, conn Conn) error {
 		case <-ctx.Done():
 			send(allNodes, true)
 			return nil
+		case err := <-gone:
+			return fmt.Errorf("radv: send: %w: %w", ErrLinkGone, err)
 		case err := <-readErr:
 			if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() != nil {
 				continue // our own unblocking; ctx.Done follows

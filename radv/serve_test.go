@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -293,5 +294,56 @@ func TestServeReadError(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("Serve kept running after a read error")
+	}
+}
+
+// TestServeLinkGone: a write that says the link is gone ends Serve with
+// ErrLinkGone (no final RA on a dead socket); a passing write error does
+// not. A second Serve on a new socket starts with an RA at once and keeps
+// what the Server knew: the prefix replaced before is still deprecated.
+func TestServeLinkGone(t *testing.T) {
+	s, err := New(Config{MinInterval: 50 * time.Millisecond, MaxInterval: 50 * time.Millisecond, MinDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(Params{Up: true, Prefixes: []Prefix{{Prefix: lan1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(Params{Up: true, Prefixes: []Prefix{{Prefix: lan2}}}); err != nil {
+		t.Fatal(err)
+	}
+	f := newFakeConn()
+	f.writeErr = fmt.Errorf("radv: send to ff02::1: %w", syscall.ENOBUFS)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background(), f) }()
+	select {
+	case err := <-done:
+		t.Fatalf("Serve ended on a passing write error: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if s.Stats().WriteErrors == 0 {
+		t.Fatal("no write attempted")
+	}
+	f.setWriteErr(fmt.Errorf("radv: send to ff02::1: %w", syscall.ENODEV))
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrLinkGone) || !errors.Is(err, syscall.ENODEV) {
+			t.Fatalf("Serve: %v, want ErrLinkGone with the errno", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Serve kept writing into a gone link")
+	}
+
+	g, stop := serve(t, s)
+	r := next(t, g, 500*time.Millisecond)
+	if r.dst != allNodes || len(r.ra.Options) < 2 {
+		t.Fatalf("first RA on the new socket: %+v to %v", r.ra, r.dst)
+	}
+	old := r.ra.Options[1].(*ndp.PrefixInformation)
+	if old.Prefix != lan1.Addr() || old.PreferredLifetime != 0 {
+		t.Fatalf("replaced prefix on the new socket: %+v, want %v deprecated", old, lan1)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -185,6 +185,46 @@ func (r *Router) Apply(p Plan) error {
 	return nil
 }
 
+// Ensure applies p unless it is in force already with the LAN address on
+// the device: a LAN device that was re-created (a bridge rebuilt by a
+// network restart) comes back without the address, and the new device
+// without forwarding. Unlike Apply, it makes no change when none is
+// needed, so calling it on every link or address notification does not
+// cause more of them.
+func (r *Router) Ensure(p Plan) error {
+	if p.Metric == 0 {
+		p.Metric = 2048
+	}
+	r.mu.Lock()
+	same := r.applied != nil && *r.applied == p
+	r.mu.Unlock()
+	if same {
+		if ok, err := r.hasAddress(p); err != nil || ok {
+			return err
+		}
+		r.log.Info("LAN address missing (device re-created?); applying the plan again", "if", p.LANIf)
+	}
+	return r.Apply(p)
+}
+
+// hasAddress tells whether p's LAN address is on its device.
+func (r *Router) hasAddress(p Plan) (bool, error) {
+	lan, err := r.h.LinkByName(p.LANIf)
+	if err != nil {
+		return false, fmt.Errorf("router: LAN interface %s: %w", p.LANIf, err)
+	}
+	addrs, err := r.h.AddrList(lan.Index, unix.AF_INET6)
+	if err != nil {
+		return false, fmt.Errorf("router: addresses of %s: %w", p.LANIf, err)
+	}
+	for _, a := range addrs {
+		if a.Prefix == p.address() {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // removeStale takes away what old had and p has not.
 func (r *Router) removeStale(old, p Plan) {
 	if old.address() != p.address() || old.LANIf != p.LANIf {

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -230,6 +231,61 @@ func TestApplyRefusesAndKeepsPrevious(t *testing.T) {
 	}
 	if p, ok := r.Applied(); !ok || p.LAN != lan {
 		t.Fatalf("applied plan after refusals: %+v %v", p, ok)
+	}
+	if err := r.Remove(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEnsureRecreatedDevice: Ensure changes nothing while the plan holds
+// (no netlink change, so no notification to react to), and brings the
+// address and forwarding back on a LAN device that was deleted and
+// created again.
+func TestEnsureRecreatedDevice(t *testing.T) {
+	l := newLab(t)
+	r := New(l.rt, l.sys, nil)
+	d := netip.MustParsePrefix("2001:db8:8000::/56")
+	lan, _ := LANPrefix(d, 0)
+	p := Plan{LANIf: l.lan, TunIf: l.tun, Delegated: d, LAN: lan}
+	if err := r.Ensure(p); err != nil {
+		t.Fatal(err)
+	}
+	want := l.state(t)
+
+	// Nothing to do: no address notification.
+	var ch <-chan struct{}
+	done := make(chan struct{})
+	defer close(done)
+	ch, err := rtlink.WatchLinksAt(l.ns, done, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Ensure(p); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+		t.Fatal("Ensure of a plan in force changed a link or address")
+	case <-time.After(200 * time.Millisecond):
+	}
+
+	for _, args := range [][]string{
+		{"-n", l.name, "link", "del", l.lan},
+		{"-n", l.name, "link", "add", l.lan, "type", "veth", "peer", "name", l.lan + "p"},
+		{"-n", l.name, "link", "set", l.lan, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+	}
+	if got := l.state(t); got == want {
+		t.Fatal("the new device has the old state")
+	}
+	if err := r.Ensure(p); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.state(t); got != want {
+		t.Fatalf("after Ensure on the new device:\n%s\nwant:\n%s", got, want)
 	}
 	if err := r.Remove(); err != nil {
 		t.Fatal(err)

@@ -375,3 +375,49 @@ func goldenCompare(t *testing.T, path, got string) {
 		t.Fatalf("rdisc6 output differs from %s:\n--- got\n%s--- want\n%s", path, got, want)
 	}
 }
+
+// TestRouterLANRecreatedE2E: the LAN device is deleted and created again
+// while gogoc runs (OpenWrt's network restart rebuilds br-lan with a new
+// index). The LAN host, a fresh interface at the other end, configures
+// itself again within 2 s from gogoc's RAs, the router's LAN address and
+// forwarding are back, and traffic flows through the tunnel again.
+func TestRouterLANRecreatedE2E(t *testing.T) {
+	l := newRouterLab(t)
+	l.startBroker(t, "2001:db8:8000::/33")
+	c := l.startGogoc(t)
+	c.waitUp(t, "v6udpv4")
+	if _, ok := waitFor(10*time.Second, func() bool { _, ok := inPrefix(t, l.lanNS, l.lanHost, firstLAN); return ok }); !ok {
+		t.Fatalf("LAN host has no address in %v: %+v", firstLAN, addrs(t, l.lanNS, l.lanHost))
+	}
+
+	e2eSh(t, "ip", "-n", l.rtNS, "link", "del", l.lanRouter) // takes the host's end with it
+	e2eVeth(t, l.lanNS, l.lanHost, "", l.rtNS, l.lanRouter, "")
+	back := time.Now()
+	took, ok := waitFor(2*time.Second, func() bool {
+		_, ok := inPrefix(t, l.lanNS, l.lanHost, firstLAN)
+		return ok
+	})
+	if !ok {
+		t.Fatalf("no address in %v on the new LAN link %v after it came up: %+v", firstLAN, took, addrs(t, l.lanNS, l.lanHost))
+	}
+	t.Logf("LAN host configured again %v after the LAN device was re-created", took.Round(time.Millisecond))
+	if _, ok := waitFor(2*time.Second, func() bool {
+		a, ok := inPrefix(t, l.rtNS, l.lanRouter, firstLAN)
+		return ok && a.Local == "2001:db8:8000::1"
+	}); !ok {
+		t.Fatalf("router's LAN address not restored: %+v", addrs(t, l.rtNS, l.lanRouter))
+	}
+	if fwd := strings.TrimSpace(e2eSh(t, "ip", "netns", "exec", l.rtNS, "sysctl", "-n", "net.ipv6.conf."+l.lanRouter+".forwarding")); fwd != "1" {
+		t.Fatalf("forwarding on the new LAN device: %s", fwd)
+	}
+	ll := l.routerLinkLocal(t)
+	if _, ok := waitFor(5*time.Second, func() bool { return strings.Contains(l.defaultRoute(t), "via "+ll+" ") }); !ok {
+		t.Fatalf("LAN default route %q, want via %s", l.defaultRoute(t), ll)
+	}
+	e2eSh(t, "ip", "netns", "exec", l.lanNS, "ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", e2eInetV6)
+	t.Logf("traffic through the tunnel again %v after the re-creation", time.Since(back).Round(time.Millisecond))
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, c.exited, 3*time.Second, "SIGTERM")
+}

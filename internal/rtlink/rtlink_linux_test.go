@@ -419,3 +419,56 @@ func TestWatchChanges(t *testing.T) {
 	default:
 	}
 }
+
+// TestWatchLinks: a device going up, an IPv6 address and the device's
+// deletion each wake the watcher, which subscribes inside the namespace
+// it is given; closing done closes the channel without an error.
+func TestWatchLinks(t *testing.T) {
+	ns, a, _ := vethNS(t)
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	ch, err := rtlink.WatchLinksAt(ns.H, done, func(err error) { errs <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := ns.RT.LinkByName(a)
+	steps := []func() error{
+		func() error { return ns.RT.LinkSetUp(l.Index) },
+		func() error {
+			return ns.RT.AddrAdd(l.Index, rtlink.Addr{Prefix: netip.MustParsePrefix("2001:db8:97::1/64"), Flags: unix.IFA_F_NODAD})
+		},
+		func() error { return ns.RT.LinkDel(l.Index) },
+	}
+	for i, step := range steps {
+		time.Sleep(50 * time.Millisecond)
+		select { // what the step before may have queued
+		case <-ch:
+		default:
+		}
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ch:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("change %d: no token", i)
+		}
+	}
+	close(done)
+	for {
+		select {
+		case _, ok := <-ch:
+			if ok {
+				continue // late tokens of the deletion
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("channel not closed after done")
+		}
+		break
+	}
+	select {
+	case err := <-errs:
+		t.Errorf("error reported on a normal stop: %v", err)
+	default:
+	}
+}

@@ -1,0 +1,410 @@
+package lan
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/ndp"
+	"github.com/vishvananda/netns"
+	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
+
+	"github.com/jsklein/gogoc/internal/logx"
+	"github.com/jsklein/gogoc/internal/rtlink"
+	"github.com/jsklein/gogoc/radv"
+	"github.com/jsklein/gogoc/router"
+	"github.com/jsklein/gogoc/tunnel"
+)
+
+// lab is a router namespace whose LAN device is a bridge with one veth
+// port, and a host namespace at the other end of that veth, as an
+// OpenWrt br-lan with one LAN host. A veth stands for the tunnel device.
+//
+//	host (hostIf) ──veth── (portIf) bridge (brIf) router, tunnel device tunIf
+type lab struct {
+	rNS, hNS                string
+	r, hh                   netns.NsHandle
+	rt                      *rtlink.Handle
+	brIf, portIf, hostIf    string
+	tunIf                   string
+	delegated, lanPfx, addr netip.Prefix
+}
+
+func newLab(t *testing.T, tag string) *lab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: network namespaces")
+	}
+	id := fmt.Sprint(os.Getpid() % 100000)
+	l := &lab{rNS: "grl-" + tag + "r-" + id, hNS: "grl-" + tag + "h-" + id,
+		brIf: "grl" + id + "b", portIf: "grl" + id + "p", hostIf: "grl" + id + "h", tunIf: "grl" + id + "t",
+		delegated: netip.MustParsePrefix("2001:db8:8000::/56"), lanPfx: netip.MustParsePrefix("2001:db8:8000::/64"),
+		addr: netip.MustParsePrefix("2001:db8:8000::1/64")}
+	for _, ns := range []string{l.rNS, l.hNS} {
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+		sh(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		// Duplicate address detection would hold a new device's
+		// link-local address back for a second or two.
+		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0")
+	}
+	sh(t, "ip", "-n", l.rNS, "link", "add", l.tunIf, "type", "veth", "peer", "name", l.tunIf+"x")
+	sh(t, "ip", "-n", l.rNS, "link", "set", l.tunIf, "up")
+	sh(t, "ip", "link", "add", l.portIf, "netns", l.rNS, "type", "veth", "peer", "name", l.hostIf, "netns", l.hNS)
+	sh(t, "ip", "-n", l.hNS, "link", "set", l.hostIf, "up")
+	l.makeBridge(t)
+	var err error
+	if l.r, err = netns.GetFromName(l.rNS); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.r.Close() })
+	if l.hh, err = netns.GetFromName(l.hNS); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.hh.Close() })
+	if l.rt, err = rtlink.NewHandleAt(l.r); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.rt.Close)
+	return l
+}
+
+// makeBridge creates the bridge with the veth as its port, as netifd
+// does on a network restart.
+func (l *lab) makeBridge(t *testing.T) {
+	t.Helper()
+	sh(t, "ip", "-n", l.rNS, "link", "add", l.brIf, "type", "bridge")
+	sh(t, "ip", "-n", l.rNS, "link", "set", l.portIf, "master", l.brIf, "up")
+	sh(t, "ip", "-n", l.rNS, "link", "set", l.brIf, "up")
+}
+
+func sh(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// nsSysctl is router.ProcSysctl inside a namespace.
+type nsSysctl struct{ ns netns.NsHandle }
+
+func (s nsSysctl) Get(key string) (v string, err error) {
+	err = tunnel.InNetNS(s.ns, func() (e error) { v, e = router.ProcSysctl{}.Get(key); return })
+	return
+}
+
+func (s nsSysctl) Set(key, value string) error {
+	return tunnel.InNetNS(s.ns, func() error { return router.ProcSysctl{}.Set(key, value) })
+}
+
+func (s nsSysctl) Interfaces() (n []string, err error) {
+	err = tunnel.InNetNS(s.ns, func() (e error) { n, e = router.ProcSysctl{}.Interfaces(); return })
+	return
+}
+
+// system points the LAN side into the router namespace; watch replaces
+// the link watch when not nil.
+func (l *lab) system(watch func(done <-chan struct{}, onErr func(error)) (<-chan struct{}, error)) System {
+	if watch == nil {
+		watch = func(done <-chan struct{}, onErr func(error)) (<-chan struct{}, error) {
+			return rtlink.WatchLinksAt(l.r, done, onErr)
+		}
+	}
+	return System{
+		Netlink: l.rt,
+		Sysctl:  nsSysctl{l.r},
+		Listen: func(name string) (c Conn, hw net.HardwareAddr, err error) {
+			err = tunnel.InNetNS(l.r, func() error {
+				ic, h, err := radv.Listen(name)
+				if err == nil {
+					c, hw = ic, h
+				}
+				return err
+			})
+			return c, hw, err
+		},
+		Watch: watch,
+	}
+}
+
+// quiet is an RA server that sends its first RA and then, for an hour,
+// nothing unsolicited: every later RA a test sees is one it caused.
+var quiet = radv.Config{MinInterval: time.Hour, MaxInterval: time.Hour, InitialInterval: time.Hour}
+
+// hostRA reads RAs on the host's side of the link with a plain raw
+// socket: what the kernel of a LAN host receives.
+type hostRA struct {
+	fd int
+}
+
+func (l *lab) listenHost(t *testing.T) *hostRA {
+	t.Helper()
+	var fd int
+	err := tunnel.InNetNS(l.hh, func() (err error) {
+		if fd, err = unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6); err != nil {
+			return err
+		}
+		var f unix.ICMPv6Filter
+		for i := range f.Data {
+			f.Data[i] = 0xffffffff
+		}
+		ra := int(ipv6.ICMPTypeRouterAdvertisement)
+		f.Data[ra>>5] &^= 1 << (uint(ra) & 31)
+		if err := unix.SetsockoptICMPv6Filter(fd, unix.SOL_ICMPV6, unix.ICMPV6_FILTER, &f); err != nil {
+			return err
+		}
+		return unix.BindToDevice(fd, l.hostIf)
+	})
+	if err != nil {
+		t.Fatalf("host socket: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return &hostRA{fd: fd}
+}
+
+// next returns the next RA within d, or nil.
+func (h *hostRA) next(t *testing.T, d time.Duration) *ndp.RouterAdvertisement {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	b := make([]byte, 1500)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil
+		}
+		tv := unix.NsecToTimeval(left.Nanoseconds())
+		_ = unix.SetsockoptTimeval(h.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		n, _, err := unix.Recvfrom(h.fd, b, 0)
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("host read: %v", err)
+		}
+		m, err := ndp.ParseMessage(b[:n])
+		if err != nil {
+			t.Fatalf("RA on the wire: %v", err)
+		}
+		if ra, ok := m.(*ndp.RouterAdvertisement); ok {
+			return ra
+		}
+	}
+}
+
+// pio returns the RA's prefix information for p, if any.
+func pio(ra *ndp.RouterAdvertisement, p netip.Prefix) *ndp.PrefixInformation {
+	for _, o := range ra.Options {
+		if pi, ok := o.(*ndp.PrefixInformation); ok && pi.Prefix == p.Addr() && int(pi.PrefixLength) == p.Bits() {
+			return pi
+		}
+	}
+	return nil
+}
+
+// routerState is the LAN address (if any) and the forwarding value of the
+// bridge in the router namespace.
+func (l *lab) routerState(t *testing.T) (bool, string) {
+	t.Helper()
+	out := sh(t, "ip", "-n", l.rNS, "-6", "addr", "show", "dev", l.brIf)
+	fwd := strings.TrimSpace(sh(t, "ip", "netns", "exec", l.rNS, "sysctl", "-n", "net.ipv6.conf."+l.brIf+".forwarding"))
+	return strings.Contains(out, l.addr.String()), fwd
+}
+
+// recorder keeps what the LAN side logs, for tests that look at it.
+type recorder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.b.Write(p)
+}
+
+func (r *recorder) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.b.String()
+}
+
+func logTo(t *testing.T, w *recorder) *logx.Logger {
+	lg, err := logx.New(logx.Options{Stderr: w, StderrLevel: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lg
+}
+
+// up starts a LAN side on the lab and waits for its first RA.
+func (l *lab) up(t *testing.T, host *hostRA, cfg Config) *LAN {
+	t.Helper()
+	cfg.Interface, cfg.Advertise = l.brIf, true
+	side, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			_ = side.Close()
+		}
+	})
+	if err := side.Up(context.Background(), Uplink{Delegated: l.delegated, MTU: 1400}, l.tunIf); err != nil {
+		t.Fatal(err)
+	}
+	ra := host.next(t, 5*time.Second)
+	if ra == nil || pio(ra, l.lanPfx) == nil || ra.RouterLifetime == 0 {
+		t.Fatalf("first RA: %+v", ra)
+	}
+	return side
+}
+
+// TestRecreatedBridge: the LAN bridge is deleted and created again under
+// a running LAN side (OpenWrt's network restart). The host gets a fresh
+// RA within 2 s of the new bridge coming up, and the router's LAN address
+// and forwarding are back on the new device; stopping sends the final RA
+// on it.
+func TestRecreatedBridge(t *testing.T) {
+	l := newLab(t, "rc")
+	host := l.listenHost(t)
+	var logs recorder
+	side := l.up(t, host, Config{RA: quiet, Log: logTo(t, &logs), System: l.system(nil)})
+	if ok, fwd := l.routerState(t); !ok || fwd != "1" {
+		t.Fatalf("before: LAN address %v, forwarding %q", ok, fwd)
+	}
+	if ra := host.next(t, 300*time.Millisecond); ra != nil {
+		t.Fatalf("an RA nobody asked for: %+v", ra)
+	}
+
+	gone := time.Now()
+	sh(t, "ip", "-n", l.rNS, "link", "del", l.brIf)
+	l.makeBridge(t)
+	back := time.Now()
+	ra := host.next(t, 2*time.Second)
+	if ra == nil {
+		t.Fatalf("no RA within 2 s of the re-created bridge; log:\n%s", logs.String())
+	}
+	t.Logf("fresh RA %v after the bridge was deleted (re-creating it took %v)",
+		time.Since(gone).Round(time.Millisecond), back.Sub(gone).Round(time.Millisecond))
+	if pio(ra, l.lanPfx) == nil || ra.RouterLifetime == 0 {
+		t.Fatalf("fresh RA: %+v", ra)
+	}
+	if _, ok := waitFor(2*time.Second, func() bool { ok, fwd := l.routerState(t); return ok && fwd == "1" }); !ok {
+		ok, fwd := l.routerState(t)
+		t.Fatalf("after the re-creation: LAN address %v, forwarding %q; log:\n%s", ok, fwd, logs.String())
+	}
+
+	if err := side.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	final := host.next(t, 2*time.Second)
+	if final == nil || final.RouterLifetime != 0 {
+		t.Fatalf("final RA on the new bridge: %+v", final)
+	}
+	if ok, fwd := l.routerState(t); ok || fwd != "0" {
+		t.Fatalf("after Close: LAN address %v, forwarding %q", ok, fwd)
+	}
+}
+
+// waitFor polls cond every 20 ms until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) (time.Duration, bool) {
+	start := time.Now()
+	for {
+		if cond() {
+			return time.Since(start), true
+		}
+		if time.Since(start) > d {
+			return time.Since(start), false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRecreatedBridgeWriteError: without link notifications (a watch that
+// never fires) the LAN side still notices the re-created bridge, from the
+// next RA's failed write, and the host gets RAs again.
+func TestRecreatedBridgeWriteError(t *testing.T) {
+	l := newLab(t, "we")
+	host := l.listenHost(t)
+	var logs recorder
+	never := func(done <-chan struct{}, _ func(error)) (<-chan struct{}, error) { return make(chan struct{}), nil }
+	// An unsolicited RA every 300 ms: the first write after the deletion
+	// fails.
+	fast := radv.Config{MinInterval: 300 * time.Millisecond, MaxInterval: 300 * time.Millisecond, MinDelay: time.Millisecond,
+		RouterLifetime: 30 * time.Minute}
+	l.up(t, host, Config{RA: fast, Log: logTo(t, &logs), System: l.system(never)})
+	sh(t, "ip", "-n", l.rNS, "link", "del", l.brIf)
+	l.makeBridge(t)
+	back := time.Now()
+	// Drain what was in flight before the deletion, then wait for one
+	// sent on the new bridge: the router's link-local address is the
+	// same (same MAC), so tell them apart by time.
+	for {
+		ra := host.next(t, 3*time.Second)
+		if ra == nil {
+			t.Fatalf("no RA within 3 s of the re-created bridge; log:\n%s", logs.String())
+		}
+		if time.Since(back) > 100*time.Millisecond {
+			break
+		}
+	}
+	if !strings.Contains(logs.String(), "router advertisements interrupted") {
+		t.Fatalf("the re-creation was not noticed by a failed write; log:\n%s", logs.String())
+	}
+	t.Logf("log:\n%s", logs.String())
+}
+
+// TestDeviceGoneForGood: the bridge is deleted and never comes back. The
+// LAN side waits without burning CPU, and Close returns without a final
+// RA and without error. When the bridge does come back later, it is
+// served again.
+func TestDeviceGoneForGood(t *testing.T) {
+	l := newLab(t, "gn")
+	host := l.listenHost(t)
+	var logs recorder
+	side := l.up(t, host, Config{RA: quiet, Log: logTo(t, &logs), System: l.system(nil)})
+	sh(t, "ip", "-n", l.rNS, "link", "del", l.brIf)
+	time.Sleep(200 * time.Millisecond)
+	var before, after unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &before)
+	time.Sleep(time.Second)
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &after)
+	cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()) * time.Nanosecond
+	t.Logf("CPU over 1 s with the device gone: %v", cpu)
+	if cpu > 300*time.Millisecond {
+		t.Fatalf("%v of CPU in 1 s while waiting for a device that is gone; log:\n%s", cpu, logs.String())
+	}
+	if !strings.Contains(logs.String(), "LAN device gone") {
+		t.Fatalf("log:\n%s", logs.String())
+	}
+	l.makeBridge(t)
+	if ra := host.next(t, 2*time.Second); ra == nil || pio(ra, l.lanPfx) == nil {
+		t.Fatalf("no RA on the bridge that came back: %+v; log:\n%s", ra, logs.String())
+	}
+	sh(t, "ip", "-n", l.rNS, "link", "del", l.brIf)
+	time.Sleep(100 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- side.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Close with the device gone: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hangs with the device gone")
+	}
+	if ra := host.next(t, 300*time.Millisecond); ra != nil {
+		t.Fatalf("an RA with the device gone: %+v", ra)
+	}
+}
