@@ -56,6 +56,9 @@ func newLab(t *testing.T, tag string) *lab {
 		// link-local address back for a second or two.
 		sh(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0")
 	}
+	// The host solicits nothing: every RA it sees is one the router chose
+	// to send.
+	sh(t, "ip", "netns", "exec", l.hNS, "sysctl", "-qw", "net.ipv6.conf.default.router_solicitations=0", "net.ipv6.conf.all.router_solicitations=0")
 	sh(t, "ip", "-n", l.rNS, "link", "add", l.tunIf, "type", "veth", "peer", "name", l.tunIf+"x")
 	sh(t, "ip", "-n", l.rNS, "link", "set", l.tunIf, "up")
 	sh(t, "ip", "link", "add", l.portIf, "netns", l.rNS, "type", "veth", "peer", "name", l.hostIf, "netns", l.hNS)

@@ -252,13 +252,36 @@ func TestEnsureRecreatedDevice(t *testing.T) {
 	}
 	want := l.state(t)
 
-	// Nothing to do: no address notification.
-	var ch <-chan struct{}
+	// Nothing to do: no address notification. Duplicate address detection
+	// ends with one, so wait for that first.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out, err := exec.Command("ip", "-n", l.name, "-6", "addr", "show", "tentative").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip addr: %v\n%s", err, out)
+		}
+		if len(strings.TrimSpace(string(out))) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("addresses still tentative:\n%s", out)
+		}
+	}
 	done := make(chan struct{})
 	defer close(done)
 	ch, err := rtlink.WatchLinksAt(l.ns, done, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The kernel reports operational state changes of the lab's devices
+	// up to a second late (linkwatch): wait for a quiet second.
+	for quiet := time.NewTimer(1200 * time.Millisecond); ; {
+		select {
+		case <-ch:
+			quiet.Reset(1200 * time.Millisecond)
+			continue
+		case <-quiet.C:
+		}
+		break
 	}
 	if err := r.Ensure(p); err != nil {
 		t.Fatal(err)
