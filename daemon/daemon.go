@@ -249,9 +249,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := d.o.WAN.Watch(wctx, d.targets, d.wan); err != nil && wctx.Err() == nil {
-				d.log.Warn("WAN watch stopped; WAN changes are noticed by the keepalive only", "err", err)
-			}
+			d.watchWAN(wctx)
 		}()
 		defer wg.Wait()
 		defer stop()
@@ -296,6 +294,35 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// watchWAN runs the WAN watch until ctx ends and starts it again, after a
+// back-off, whenever it stops: without it a WAN change would be noticed by
+// the keepalive only, for the rest of the process's life.
+func (d *Daemon) watchWAN(ctx context.Context) {
+	b := Backoff{Min: d.t.WANRetryMin, Max: d.t.WANRetryMax}
+	for {
+		start := time.Now()
+		err := d.o.WAN.Watch(ctx, d.targets, d.wan)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("ended without an error")
+		}
+		if time.Since(start) >= d.t.WANRetryMax {
+			b.Reset() // it ran a good while: a new failure, not a loop
+		}
+		wait := b.Next()
+		d.log.Warn("WAN watch stopped; starting it again", "err", err, "in", wait.Round(time.Millisecond))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // startup reads the last server when always_use_same_server asks for it.

@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -439,5 +442,77 @@ func TestSupervisorAutoRetryOff(t *testing.T) {
 	plane.next(t, 3*time.Second)
 	if el := time.Since(start); el > 500*time.Millisecond {
 		t.Errorf("requested reconnect took %v, want at once", el)
+	}
+}
+
+// flakyWAN fails its first calls at once, as a subscription the kernel
+// refuses would; the next call reports one change once it has a target.
+type flakyWAN struct {
+	fails int
+	mu    sync.Mutex
+	calls []time.Time
+}
+
+func (f *flakyWAN) Watch(ctx context.Context, targets <-chan netip.Addr, changed chan<- string) error {
+	f.mu.Lock()
+	f.calls = append(f.calls, time.Now())
+	n := len(f.calls)
+	f.mu.Unlock()
+	if n <= f.fails {
+		return fmt.Errorf("subscription %d lost", n)
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-targets:
+	}
+	changed <- "test path changed"
+	<-ctx.Done()
+	return nil
+}
+
+func (f *flakyWAN) started() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.calls...)
+}
+
+// TestSupervisorWANWatchRestarts: a WAN watch that ends is started again
+// after a back-off (logged each time), and the one that runs then still
+// gets the broker's address and has its change acted on.
+func TestSupervisorWANWatchRestarts(t *testing.T) {
+	_, server := startBroker(t, testbroker.Config{}, "127.0.0.1:0")
+	plane := newFakePlane()
+	var mu sync.Mutex
+	var logs bytes.Buffer
+	o := testOptions(t, testConfig(server), plane)
+	o.Timings = fastAttempts()
+	o.Timings.WANRetryMin, o.Timings.WANRetryMax = 50*time.Millisecond, 200*time.Millisecond
+	o.Log = logx.Writer(lockedWriter{&mu, &logs}, logx.LevelWarn)
+	wan := &flakyWAN{fails: 2}
+	o.WAN = wan
+	d, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDaemon(t, d)
+	plane.next(t, 5*time.Second)
+	plane.next(t, 10*time.Second) // renegotiated for the change the third watch saw
+	waitState(t, d, StateUp, 5*time.Second)
+	calls := wan.started()
+	if len(calls) != 3 {
+		t.Fatalf("watch started %d times, want 3 (two failures, then one that stays)", len(calls))
+	}
+	for i := 1; i < len(calls); i++ {
+		if gap := calls[i].Sub(calls[i-1]); gap < o.Timings.WANRetryMin {
+			t.Errorf("watch %d started %v after the previous one ended, before the back-off of at least %v", i+1, gap, o.Timings.WANRetryMin)
+		}
+	}
+	mu.Lock()
+	text := logs.String()
+	mu.Unlock()
+	if n := strings.Count(text, "WAN watch stopped"); n != 2 || !strings.Contains(text, "subscription 2 lost") ||
+		!strings.Contains(text, "WAN change: test path changed") {
+		t.Errorf("log (want two restarts and the change):\n%s", text)
 	}
 }

@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
 
+	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
@@ -15,7 +17,8 @@ type WANWatcher interface {
 	// new broker address on targets; the watch takes the route to it as
 	// the baseline and sends a reason on changed (without blocking; a
 	// pending one is enough) whenever the source address, gateway or
-	// device towards that address changes.
+	// device towards that address changes. After a failure the daemon
+	// calls Watch again (after a back-off) with the same channels.
 	Watch(ctx context.Context, targets <-chan netip.Addr, changed chan<- string) error
 }
 
@@ -52,11 +55,27 @@ func routeTo(h *rtlink.Handle, dst netip.Addr) path {
 }
 
 // NetlinkWAN is the production WANWatcher: it subscribes to the kernel's
-// address and route notifications of the current network namespace.
-type NetlinkWAN struct{}
+// link, address and route notifications of the current network namespace
+// and looks the route to the broker up after each burst of them. The
+// broker and the path last seen outlive a failed Watch, so a Watch started
+// again reports what changed while none ran. Build it with NewNetlinkWAN;
+// one Watch may run at a time.
+type NetlinkWAN struct {
+	// Buffer is the receive buffer the subscription asks for, in bytes.
+	Buffer int
+	Log    *logx.Logger
+
+	target netip.Addr
+	last   path
+}
+
+// NewNetlinkWAN returns a NetlinkWAN with rtlink.DefaultWatchBuffer.
+func NewNetlinkWAN(log *logx.Logger) *NetlinkWAN {
+	return &NetlinkWAN{Buffer: rtlink.DefaultWatchBuffer, Log: log}
+}
 
 // Watch implements WANWatcher.
-func (NetlinkWAN) Watch(ctx context.Context, targets <-chan netip.Addr, changed chan<- string) error {
+func (w *NetlinkWAN) Watch(ctx context.Context, targets <-chan netip.Addr, changed chan<- string) error {
 	h, err := rtlink.NewHandle()
 	if err != nil {
 		return fmt.Errorf("wan watch: netlink: %w", err)
@@ -64,25 +83,22 @@ func (NetlinkWAN) Watch(ctx context.Context, targets <-chan netip.Addr, changed 
 	defer h.Close()
 	done := make(chan struct{})
 	defer close(done)
-	subErr := make(chan error, 2)
-	onErr := func(err error) {
-		select {
-		case subErr <- err:
-		default:
-		}
-	}
-	changes, err := rtlink.WatchChanges(done, onErr)
+	subErr := make(chan error, 1)
+	sub, err := rtlink.WatchChanges(done, w.Buffer, func(err error) { subErr <- err })
 	if err != nil {
 		return fmt.Errorf("wan watch: %w", err)
 	}
-	var target netip.Addr
-	var last path
+	w.Log.Debug("WAN watch subscribed", "receive_buffer", sub.Buffer)
 	var settle <-chan time.Time
 	kick := func() {
 		if settle == nil {
 			settle = time.After(wanDebounce)
 		}
 	}
+	if w.target.IsValid() {
+		kick() // started again: compare with what the last watch saw
+	}
+	var overruns uint64
 	for {
 		select {
 		case <-ctx.Done():
@@ -90,25 +106,35 @@ func (NetlinkWAN) Watch(ctx context.Context, targets <-chan netip.Addr, changed 
 		case err := <-subErr:
 			return fmt.Errorf("wan watch: %w", err)
 		case t := <-targets:
-			target = t
-			last = routeTo(h, target)
-		case _, ok := <-changes:
+			w.target = t
+			w.last = routeTo(h, t)
+		case _, ok := <-sub.C:
 			if !ok {
-				return fmt.Errorf("wan watch: address and route subscription closed")
+				select {
+				case err := <-subErr:
+					return fmt.Errorf("wan watch: %w", err)
+				default:
+					return errors.New("wan watch: link, address and route subscription closed")
+				}
+			}
+			if n := sub.Overruns(); n != overruns {
+				// Not an error: the route is looked up anyway.
+				w.Log.Debug("WAN watch: kernel notifications lost in a burst; looking the route up again", "overruns", n)
+				overruns = n
 			}
 			kick()
 		case <-settle:
 			settle = nil
-			if !target.IsValid() {
+			if !w.target.IsValid() {
 				continue
 			}
-			now := routeTo(h, target)
-			if !now.same(last) {
+			now := routeTo(h, w.target)
+			if !now.same(w.last) {
 				select {
-				case changed <- fmt.Sprintf("path to %v changed: %v → %v", target, last, now):
+				case changed <- fmt.Sprintf("path to %v changed: %v → %v", w.target, w.last, now):
 				default:
 				}
-				last = now
+				w.last = now
 			}
 		}
 	}

@@ -88,7 +88,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		StatusFile: statusPath,
 		StateDir:   daemonDir,
 		LAN:        lanSide,
-		WAN:        daemon.NetlinkWAN{},
+		WAN:        daemon.NewNetlinkWAN(log),
 		OnUp: func(s daemon.Status) {
 			// Our address inside the tunnel, via the broker's outer
 			// endpoint: IPv6 over IPv4, or IPv4 over IPv6 for v4v6.

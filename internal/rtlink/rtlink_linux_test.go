@@ -359,16 +359,18 @@ func TestRoutes(t *testing.T) {
 	}
 }
 
-// TestWatchChanges: an address or route change in the namespace wakes
-// the watcher; closing done closes the channel.
+// TestWatchChanges: a link, address or route change in the namespace
+// wakes the watcher; closing done closes the channel.
 func TestWatchChanges(t *testing.T) {
 	ns, a, _ := vethNS(t)
 	done := make(chan struct{})
 	var ch <-chan struct{}
 	errs := make(chan error, 4)
 	if err := ns.Do(func() error {
-		var err error
-		ch, err = rtlink.WatchChanges(done, func(err error) { errs <- err })
+		w, err := rtlink.WatchChanges(done, rtlink.DefaultWatchBuffer, func(err error) { errs <- err })
+		if err == nil {
+			ch = w.C
+		}
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -385,6 +387,9 @@ func TestWatchChanges(t *testing.T) {
 		},
 		func() error {
 			return ns.RT.RouteAdd(rtlink.Route{Dst: netip.MustParsePrefix("10.97.6.0/24"), Type: unix.RTN_UNREACHABLE})
+		},
+		func() error { // a link notification alone
+			return ns.NL.LinkSetTxQLen(ns.Link(t, a), 123)
 		},
 	}
 	for i, step := range steps {
