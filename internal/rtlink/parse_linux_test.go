@@ -58,6 +58,7 @@ func FuzzParseLink(f *testing.F) {
 	f.Add(linkMsg(1, unix.IFF_UP|unix.IFF_LOOPBACK, "lo", 65536, "", stats))
 	f.Add(linkMsg(12, 0, "tun0", 1500, "tun", nil))
 	f.Add(linkMsg(3, unix.IFF_UP, "br-lan", 1500, "bridge", stats[:8]))
+	f.Add(flagged(f, linkMsg(7, unix.IFF_UP, "gogoc", 1280, "sit", stats), unix.SizeofIfInfomsg))
 	f.Fuzz(func(t *testing.T, m []byte) {
 		mine, err := parseLink(m)
 		if err != nil {
@@ -69,7 +70,9 @@ func FuzzParseLink(f *testing.F) {
 					l, err = nil, errSkip
 				}
 			}()
-			return netlink.LinkDeserialize(nil, m)
+			// The library takes the flag bits for part of the type: it
+			// gets the message without them.
+			return netlink.LinkDeserialize(nil, unflag(m, unix.SizeofIfInfomsg))
 		}()
 		if refErr != nil {
 			return
@@ -211,4 +214,92 @@ func FuzzParseAddr(f *testing.F) {
 			t.Fatalf("parsed %+v family %d from header % x", a, fam, m[:min(len(m), 8)])
 		}
 	})
+}
+
+// flagged sets NLA_F_NESTED on a nest and NLA_F_NET_BYTEORDER on a value
+// attribute, as newer kernels and other senders may, in a copy of b's
+// top-level attributes (from offset hdr) and those nested in IFLA_LINKINFO.
+func flagged(t testing.TB, b []byte, hdr int) []byte {
+	t.Helper()
+	out := bytes.Clone(b)
+	var mark func(off, end int, top bool)
+	mark = func(off, end int, top bool) {
+		for off+unix.SizeofRtAttr <= end {
+			n := int(binary.NativeEndian.Uint16(out[off:]))
+			typ := binary.NativeEndian.Uint16(out[off+2:])
+			switch {
+			case top && typ == unix.IFLA_LINKINFO:
+				binary.NativeEndian.PutUint16(out[off+2:], typ|unix.NLA_F_NESTED)
+				mark(off+unix.SizeofRtAttr, off+n, false)
+			default:
+				binary.NativeEndian.PutUint16(out[off+2:], typ|unix.NLA_F_NET_BYTEORDER)
+			}
+			off += (n + unix.RTA_ALIGNTO - 1) &^ (unix.RTA_ALIGNTO - 1)
+		}
+	}
+	mark(hdr, len(out), true)
+	return out
+}
+
+// unflag clears the NLA_F_NESTED and NLA_F_NET_BYTEORDER bits of the
+// attributes of a copy of b (from offset hdr) and of those nested in
+// IFLA_LINKINFO, as far as their lengths hold.
+func unflag(b []byte, hdr int) []byte {
+	out := bytes.Clone(b)
+	var walk func(off, end int, top bool)
+	walk = func(off, end int, top bool) {
+		for off+unix.SizeofRtAttr <= end {
+			n := int(binary.NativeEndian.Uint16(out[off:]))
+			if n < unix.SizeofRtAttr || off+n > end {
+				return
+			}
+			typ := binary.NativeEndian.Uint16(out[off+2:]) &^ (unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
+			binary.NativeEndian.PutUint16(out[off+2:], typ)
+			if top && typ == unix.IFLA_LINKINFO {
+				walk(off+unix.SizeofRtAttr, off+n, false)
+			}
+			off += (n + unix.RTA_ALIGNTO - 1) &^ (unix.RTA_ALIGNTO - 1)
+		}
+	}
+	if len(out) >= hdr {
+		walk(hdr, len(out), true)
+	}
+	return out
+}
+
+// TestParseFlaggedAttrs: the NLA_F_NESTED and NLA_F_NET_BYTEORDER bits of
+// an attribute's type are flags, not part of the type (netlink(7),
+// NLA_TYPE_MASK): messages carrying them decode as those without.
+func TestParseFlaggedAttrs(t *testing.T) {
+	plain := linkMsg(7, unix.IFF_UP, "gogoc", 1280, "sit", []uint64{1, 2, 3, 4, 5, 6, 7, 8})
+	want, err := parseLink(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := parseLink(flagged(t, plain, unix.SizeofIfInfomsg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != want.Name || got.MTU != want.MTU || got.Kind != want.Kind || got.Stats == nil || *got.Stats != *want.Stats {
+		t.Errorf("link with flagged attributes: %+v, want %+v", got, want)
+	}
+
+	msg := nl.NewIfAddrmsg(unix.AF_INET6)
+	msg.Prefixlen, msg.Index = 64, 4
+	a := msg.Serialize()
+	a = append(a, nl.NewRtAttr(unix.IFA_ADDRESS, netip.MustParseAddr("2001:db8::1").AsSlice()).Serialize()...)
+	a = append(a, nl.NewRtAttr(unix.IFA_FLAGS, binary.NativeEndian.AppendUint32(nil, unix.IFA_F_NODAD)).Serialize()...)
+	addr, _, err := parseAddr(flagged(t, a, unix.SizeofIfAddrmsg))
+	if err != nil || addr.Prefix != netip.MustParsePrefix("2001:db8::1/64") || addr.Flags != unix.IFA_F_NODAD {
+		t.Errorf("address with flagged attributes: %+v, %v", addr, err)
+	}
+
+	r := (&nl.RtMsg{}).Serialize()
+	r = append(r, nl.NewRtAttr(unix.RTA_PREFSRC, netip.MustParseAddr("10.0.0.2").AsSlice()).Serialize()...)
+	r = append(r, nl.NewRtAttr(unix.RTA_GATEWAY, netip.MustParseAddr("10.0.0.1").AsSlice()).Serialize()...)
+	r = append(r, nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(3)).Serialize()...)
+	p, err := parsePath(flagged(t, r, unix.SizeofRtMsg))
+	if err != nil || p.Src != netip.MustParseAddr("10.0.0.2") || p.Gw != netip.MustParseAddr("10.0.0.1") || p.Index != 3 {
+		t.Errorf("route with flagged attributes: %+v, %v", p, err)
+	}
 }

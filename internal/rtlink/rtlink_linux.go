@@ -131,15 +131,17 @@ func (h *Handle) getLink(req *nl.NetlinkRequest, notFound LinkNotFoundError) (Li
 	}
 }
 
-// attr is one route attribute: its type (flags included: the kernel sets
-// none on the attributes read here) and its value.
+// attr is one route attribute: its type, without the NLA_F_NESTED and
+// NLA_F_NET_BYTEORDER flags, and its value.
 type attr struct {
 	typ uint16
 	val []byte
 }
 
 // parseAttrs splits b into attributes, checking every length (the
-// library's parser trusts them and panics on a short one).
+// library's parser trusts them and panics on a short one). The type's two
+// flag bits are masked off: a kernel may mark a nest NLA_F_NESTED (newer
+// ones do for nests they add), and the attribute is the same one.
 func parseAttrs(b []byte) ([]attr, error) {
 	var out []attr
 	for len(b) >= unix.SizeofRtAttr {
@@ -147,7 +149,7 @@ func parseAttrs(b []byte) ([]attr, error) {
 		if n < unix.SizeofRtAttr || n > len(b) {
 			return nil, fmt.Errorf("attribute length %d with %d bytes left", n, len(b))
 		}
-		out = append(out, attr{typ: binary.NativeEndian.Uint16(b[2:]), val: b[unix.SizeofRtAttr:n]})
+		out = append(out, attr{typ: binary.NativeEndian.Uint16(b[2:]) &^ (unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER), val: b[unix.SizeofRtAttr:n]})
 		b = b[min(len(b), (n+unix.RTA_ALIGNTO-1)&^(unix.RTA_ALIGNTO-1)):]
 	}
 	return out, nil
