@@ -494,9 +494,10 @@ func uciValues(f *uci.File) map[string]any {
 
 // serveApply is admin/uci/apply_rollback: `uci apply` with rollback
 // commits the session's delta and answers a confirm token; with nothing
-// staged rpcd says UBUS_STATUS_NO_DATA, which LuCI turns into 204.
+// staged rpcd says UBUS_STATUS_NO_DATA, which LuCI turns into 204. The
+// session comes as the form value sid.
 func (d *lucid) serveApply(w http.ResponseWriter, r *http.Request) {
-	sid := r.URL.Query().Get("sid")
+	sid := r.PostFormValue("sid") // LuCI posts its query as a form body
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	rt := d.routers[sid]
@@ -522,7 +523,7 @@ func (d *lucid) serveApply(w http.ResponseWriter, r *http.Request) {
 func (d *lucid) serveConfirm(w http.ResponseWriter, r *http.Request) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	sid, ok := d.tokens[r.URL.Query().Get("token")]
+	sid, ok := d.tokens[r.PostFormValue("token")]
 	if !ok {
 		http.Error(w, "denied", http.StatusForbidden)
 		return

@@ -1161,25 +1161,38 @@ function newUI(env, log) {
 		// container stays visible, each marked with its data-tab.
 		tabs: { initTabGroup: function() {}, updateTabs: function() {} },
 
-		// changes: ui.changes.apply and confirm. Apply is a POST to
-		// admin/uci/apply_rollback (the server runs `uci apply` with
+		// changes: ui.changes.apply and confirm. Apply POSTs sid and token
+		// to admin/uci/apply_rollback (the server runs `uci apply` with
 		// rollback and answers a token); after apply_holdoff seconds the
-		// page POSTs admin/uci/confirm with that token until it gets 200
-		// or 204, announces 'uci-applied' and reloads after apply_display
-		// seconds. checkConnectivityAffected() asks luci-peeraddr whether
-		// a changed network.* interface carries this session; this view
-		// changes no network.* option, so the stand-in skips it.
+		// page POSTs that token to admin/uci/confirm until it gets 200 or
+		// 204, announces 'uci-applied' and reloads after apply_display
+		// seconds. LuCI's request() sends a POST's `query` as a form body
+		// and adds a cache-busting ?<time> to the URL.
+		// checkConnectivityAffected() asks luci-peeraddr whether a changed
+		// network.* interface carries this session; this view changes no
+		// network.* option, so the stand-in skips it.
 		changes: {
+			post: function(path, query) {
+				var body = Object.keys(query).map(function(k) {
+					return encodeURIComponent(k) + '=' + encodeURIComponent(query[k]);
+				}).join('&');
+				return fetch(env.scriptname + path + '?' + Date.now(), {
+					method: 'POST', body: body, headers: { 'Content-Type': 'application/x-www-form-urlencoded' }
+				});
+			},
+
 			apply: function(checked) {
-				var url = env.scriptname + '/admin/uci/' + (checked ? 'apply_rollback' : 'apply_unchecked') +
-					'?sid=' + encodeURIComponent(env.sessionid) + '&token=' + encodeURIComponent(env.token);
 				log.push({ t: Math.round(performance.now()), call: checked ? 'apply_rollback' : 'apply_unchecked' });
-				return fetch(url, { method: 'POST' }).then(function(r) {
-					if (r.status !== (checked ? 200 : 204))
-						throw new Error('Apply request failed with status ' + r.status);
-					return checked ? r.json() : null;
-				}).then(function(tok) {
-					ui.changes.confirm(checked, Date.now() + env.apply_rollback * 1000, tok && tok.token);
+				return ui.changes.post('/admin/uci/' + (checked ? 'apply_rollback' : 'apply_unchecked'),
+					{ sid: env.sessionid, token: env.token }).then(function(r) {
+					if (r.status === (checked ? 200 : 204))
+						return (checked ? r.json() : Promise.resolve(null)).then(function(tok) {
+							ui.changes.confirm(checked, Date.now() + env.apply_rollback * 1000, tok && tok.token);
+						});
+					if (checked && r.status === 204)
+						log.push({ t: Math.round(performance.now()), call: 'no-changes' });
+					else
+						log.push({ t: Math.round(performance.now()), call: 'apply failed: ' + r.status });
 				});
 			},
 
@@ -1192,11 +1205,12 @@ function newUI(env, log) {
 						window.setTimeout(env.reload, env.apply_display * 1000);
 						return;
 					}
+					// LuCI waits 1000 ms minus the last request's duration;
+					// the first call (after the hold-off) has none.
 					window.setTimeout(function() {
 						log.push({ t: Math.round(performance.now()), call: 'confirm' });
-						fetch(env.scriptname + '/admin/uci/confirm?token=' + encodeURIComponent(token || ''), { method: 'POST' })
-							.then(call, call.bind(null, { status: 0 }));
-					}, 1000);
+						ui.changes.post('/admin/uci/confirm', { token: token || '' }).then(call, call.bind(null, { status: 0 }));
+					}, r.status === 0 ? 0 : 1000);
 				};
 				window.setTimeout(call.bind(null, { status: 0 }), env.apply_holdoff * 1000);
 			}
