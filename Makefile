@@ -56,6 +56,7 @@ size-parts:
 	scripts/size-rtlink.sh
 	scripts/size-jsonread.sh
 	scripts/size-jsonw.sh
+	scripts/size-noinline.sh
 
 # Size and CPU effect of the cross builds' -gcflags all=-l.
 bench-inline: build

@@ -38,9 +38,7 @@ type xmlElem struct {
 
 type xmlAttr struct{ name, value string }
 
-// attr returns the value of attribute name, or "" (not inlined, for size).
-//
-//go:noinline
+// attr returns the value of attribute name, or "".
 func (e *xmlElem) attr(name string) string {
 	for _, a := range e.attrs {
 		if a.name == name {
@@ -55,10 +53,7 @@ type xmlParser struct {
 	pos  int
 }
 
-// errAt builds a syntax error for byte offset off. Not inlined: it has dozens
-// of call sites and its loop would be copied into each (binary size).
-//
-//go:noinline
+// errAt builds a syntax error for byte offset off, as line and column.
 func (p *xmlParser) errAt(off int, msg string) error {
 	line, col := 1, 1
 	for _, c := range p.data[:off] {
@@ -73,9 +68,7 @@ func (p *xmlParser) errAt(off int, msg string) error {
 
 func (p *xmlParser) eof() bool { return p.pos >= len(p.data) }
 
-// at reports whether the input continues with s (not inlined, for size).
-//
-//go:noinline
+// at reports whether the input continues with s.
 func (p *xmlParser) at(s string) bool { return bytes.HasPrefix(p.data[p.pos:], []byte(s)) }
 
 func isXMLSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
@@ -591,9 +584,7 @@ func clientFromXML(e *xmlElem) xmlClient {
 	return c
 }
 
-// addrsFromXML collects the <address> children of e (not inlined, for size).
-//
-//go:noinline
+// addrsFromXML collects the <address> children of e.
 func addrsFromXML(e *xmlElem) []xmlAddr {
 	var out []xmlAddr
 	for _, k := range e.kids {
