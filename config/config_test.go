@@ -352,6 +352,9 @@ func TestValueChecks(t *testing.T) {
 		{"option dns_server 'ns1.example.net'", ""},
 		{"option dns_server '2001:db8::1'", "2001:db8::1 is an address; dns_server takes the name servers' host names"},
 		{"list dns_server '192.0.2.53'", "192.0.2.53 is an address"},
+		// The host-name rule of the server key and of tsp (internal/hostname).
+		{"option dns_server '-ns1.example.net'", "starts or ends with '-'"},
+		{"option dns_server 'ns1..example.net'", "empty label"},
 		{"option client_v4 'auto'", ""},
 		{"option client_v4 '1.2.3'", `"1.2.3" is not a dotted-quad IPv4 address`},
 		{"option client_v6 '2001:db8::2'", ""},

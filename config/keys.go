@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jsklein/gogoc/internal/hostname"
 	"github.com/jsklein/gogoc/internal/secret"
 )
 
@@ -77,6 +78,9 @@ var keys = []keyDef{
 		set: func(c *Config, v string) error {
 			if err := checkCharset(v, "-."); err != nil {
 				return err
+			}
+			if err := hostname.Check(v); err != nil {
+				return fmt.Errorf("%q: %w", v, err)
 			}
 			if n := len(strings.Join(c.DNSServers, ":")) + 1 + len(v); n > 1025 {
 				return errors.New("the list is longer than 1025 characters")

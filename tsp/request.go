@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+
+	"github.com/jsklein/gogoc/internal/hostname"
 )
 
 // maxFrame is the largest message the old client sends; brokers size their
@@ -115,26 +117,9 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-// validHostname accepts the old client's name charset [A-Za-z0-9-.], at most
-// 253 characters, no empty labels.
-func validHostname(s string) bool {
-	if s == "" || len(s) > 253 || s[0] == '.' || s[len(s)-1] == '.' && len(s) == 1 {
-		return false
-	}
-	prevDot := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-':
-			prevDot = false
-		case c == '.':
-			if prevDot {
-				return false
-			}
-			prevDot = true
-		default:
-			return false
-		}
-	}
-	return true
-}
+// defaultPort is the TSP port (spec §1.1).
+const defaultPort = 3653
+
+// validHostname is the one host-name rule (internal/hostname), which the
+// configuration applies too.
+func validHostname(s string) bool { return hostname.Check(s) == nil }

@@ -5,10 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
-	"strconv"
-	"strings"
 
+	"github.com/jsklein/gogoc/internal/hostname"
 	"github.com/jsklein/gogoc/internal/logx"
 )
 
@@ -182,45 +180,14 @@ func (s *Session) Reject(ctx context.Context) error {
 }
 
 // ParseServer splits a server string of the forms host, host:port, [v6],
-// [v6]:port (spec §1.1) into host and port (3653 by default). Unlike the old
-// client it explains an unbracketed IPv6 literal instead of misparsing it.
+// [v6]:port (spec §1.1) into host and port (3653 by default), with the
+// host-name rule the configuration applies too (internal/hostname). Unlike
+// the old client it explains an unbracketed IPv6 literal instead of
+// misparsing it.
 func ParseServer(s string) (host string, port uint16, err error) {
-	port = 3653
-	rest := ""
-	switch {
-	case s == "":
-		return "", 0, fmt.Errorf("empty server address")
-	case s[0] == '[':
-		end := strings.IndexByte(s, ']')
-		if end < 0 {
-			return "", 0, fmt.Errorf("server %q: missing ]", s)
-		}
-		host, rest = s[1:end], s[end+1:]
-		if ip, err := netip.ParseAddr(host); err != nil || !ip.Is6() {
-			return "", 0, fmt.Errorf("server %q: %q is not an IPv6 address", s, host)
-		}
-		if rest != "" && rest[0] != ':' {
-			return "", 0, fmt.Errorf("server %q: unexpected %q after ]", s, rest)
-		}
-	default:
-		var ok bool
-		host, rest, ok = strings.Cut(s, ":")
-		if ok {
-			rest = ":" + rest
-		}
-		if strings.Count(s, ":") > 1 {
-			return "", 0, fmt.Errorf("server %q: write IPv6 addresses in brackets, e.g. [2001:db8::1]", s)
-		}
-		if host == "" || !validHostname(host) {
-			return "", 0, fmt.Errorf("server %q: %q is not a host name or IPv4 address", s, host)
-		}
-	}
-	if rest != "" {
-		n, err := strconv.ParseUint(rest[1:], 10, 16)
-		if err != nil || n == 0 {
-			return "", 0, fmt.Errorf("server %q: port must be 1..65535", s)
-		}
-		port = uint16(n)
+	host, port, err = hostname.SplitServer(s, defaultPort)
+	if err != nil {
+		return "", 0, fmt.Errorf("server: %w", err)
 	}
 	return host, port, nil
 }
