@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"os"
 
 	"github.com/jsklein/gogoc/tsp/knownkeys"
 )
@@ -277,7 +276,3 @@ func (s *Session) authPassDSS(ctx context.Context) error {
 	}
 	return checkStatus(phase, reply)
 }
-
-// TerminalKeyPrompt asks on stderr about an unknown broker key when stdin
-// is a terminal, and is nil (never ask) otherwise.
-func TerminalKeyPrompt() knownkeys.Prompt { return knownkeys.TerminalPrompt(os.Stdin, os.Stderr) }

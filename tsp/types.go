@@ -49,7 +49,7 @@ type Credentials struct {
 	// KeyPolicy is server_key_policy; empty means KeyStrict.
 	KeyPolicy KeyPolicy
 	// KeyPrompt, when set, asks about an unknown key under KeyStrict. Set
-	// it only when stdin is a terminal: TerminalKeyPrompt does that.
+	// it only when a person can answer (cmd/gogoc: stdin is a terminal).
 	KeyPrompt knownkeys.Prompt
 
 	// dhRand, when set, replaces crypto/rand for the PASSDSS DH private

@@ -128,6 +128,6 @@ func (b *brokerFlags) config(fs *flag.FlagSet, cmd string, stderr io.Writer) (*c
 // the daemon's mapping, with a terminal prompt for an unknown server key.
 func tspParams(c *config.Config) (tsp.Request, tsp.Credentials) {
 	req, creds := daemon.Params(c)
-	creds.KeyPrompt = tsp.TerminalKeyPrompt()
+	creds.KeyPrompt = terminalPrompt(os.Stdin, os.Stderr)
 	return req, creds
 }

@@ -1,12 +1,8 @@
 package knownkeys
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"strings"
 
 	"github.com/jsklein/gogoc/internal/logx"
 )
@@ -43,7 +39,7 @@ type Checker struct {
 	Path   string // the known keys file; required unless Policy is Accept
 	Policy Policy
 	// Prompt, when set, is asked about an unknown key under Strict. Set it
-	// only when a person can answer: see TerminalPrompt.
+	// only when a person can answer (cmd/gogoc asks on a terminal only).
 	Prompt Prompt
 	Log    *logx.Logger
 }
@@ -137,34 +133,4 @@ func (c Checker) store(host string, k Key, log *logx.Logger) error {
 	}
 	log.Warn("new broker key stored", "broker", host, "key", k.Fingerprint(), "file", c.Path)
 	return nil
-}
-
-// TerminalPrompt returns a Prompt that asks on out and reads the answer
-// from in, or nil when in is not a terminal: a daemon's stdin is /dev/null
-// or a pipe, where the old client looped for ever (spec §3.6).
-func TerminalPrompt(in *os.File, out io.Writer) Prompt {
-	if in == nil || !isTerminal(in) {
-		return nil
-	}
-	return linePrompt(in, out)
-}
-
-// linePrompt asks until it reads Y or N (any case); end of input refuses.
-func linePrompt(in io.Reader, out io.Writer) Prompt {
-	return func(host string, k Key) (bool, error) {
-		br := bufio.NewReader(in)
-		for {
-			fmt.Fprintf(out, "%s is an unknown broker, key %s. Add its key? (Y/N) ", host, k.Fingerprint())
-			ans, err := br.ReadString('\n')
-			switch strings.ToLower(strings.TrimSpace(ans)) {
-			case "y", "yes":
-				return true, nil
-			case "n", "no":
-				return false, nil
-			}
-			if err != nil {
-				return false, fmt.Errorf("no answer: %w", err)
-			}
-		}
-	}
 }

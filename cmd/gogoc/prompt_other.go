@@ -1,6 +1,6 @@
 //go:build !linux
 
-package knownkeys
+package main
 
 import "os"
 

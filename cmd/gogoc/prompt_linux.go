@@ -1,4 +1,4 @@
-package knownkeys
+package main
 
 import (
 	"os"
