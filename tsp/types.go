@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/jsklein/gogoc/internal/jsonw"
 	"github.com/jsklein/gogoc/internal/secret"
 	"github.com/jsklein/gogoc/tsp/knownkeys"
 )
@@ -85,26 +84,28 @@ type Request struct {
 }
 
 // Offer is a validated tunnel offer (the broker's "info" reply). Every field
-// has been checked for family and range before a caller sees it.
+// has been checked for family and range, and against the address policy
+// (policy.go), before a caller sees it. How it is shown (gogoc negotiate's
+// JSON) is the command's business.
 type Offer struct {
-	Type     TunnelType    `json:"type"`
-	Lifetime time.Duration `json:"-"` // 0 when the broker gave none
-	MTU      int           `json:"mtu,omitempty"`
+	Type     TunnelType
+	Lifetime time.Duration // 0 when the broker gave none
+	MTU      int
 
-	ServerV4 netip.Addr `json:"server_ipv4"`
-	ServerV6 netip.Addr `json:"server_ipv6"`
-	ClientV4 netip.Addr `json:"client_ipv4"`
-	ClientV6 netip.Addr `json:"client_ipv6"`
+	ServerV4 netip.Addr
+	ServerV6 netip.Addr
+	ClientV4 netip.Addr
+	ClientV6 netip.Addr
 
-	ClientDNSName string       `json:"client_dns_name,omitempty"`
-	DNSServers    []netip.Addr `json:"dns_servers,omitempty"`
+	ClientDNSName string
+	DNSServers    []netip.Addr
 
 	// Prefix is the delegated prefix, masked to its length; invalid when none.
-	Prefix netip.Prefix `json:"prefix"`
+	Prefix netip.Prefix
 
 	// KeepaliveInterval is authoritative (spec §6); 0 disables keepalive.
-	KeepaliveInterval time.Duration `json:"-"`
-	KeepaliveAddr     netip.Addr    `json:"keepalive_address"`
+	KeepaliveInterval time.Duration
+	KeepaliveAddr     netip.Addr
 }
 
 // Broker is one entry of a redirect or broker list.
@@ -120,58 +121,4 @@ func (b Broker) ServerString() string {
 		return "[" + b.Address + "]"
 	}
 	return b.Address
-}
-
-// MarshalJSON writes the offer as WriteJSON does, compact.
-func (o Offer) MarshalJSON() ([]byte, error) {
-	w := jsonw.NewWriter("")
-	o.WriteJSON(w)
-	return w.Bytes()
-}
-
-// WriteJSON writes the offer as one object value into w: the members named
-// by the json tags, in their order, then the durations as whole seconds
-// (lifetime_s, keepalive_interval_s), as operators read them. This is what
-// encoding/json wrote before, byte for byte; callers that embed an offer in
-// a bigger document use this instead of re-indenting MarshalJSON's output.
-func (o Offer) WriteJSON(w *jsonw.Writer) {
-	// netip's MarshalText cannot fail; it gives "" for the zero value.
-	addr := func(key string, a netip.Addr) {
-		b, _ := a.MarshalText()
-		w.Key(key)
-		w.String(string(b))
-	}
-	w.BeginObject()
-	w.Key("type")
-	w.String(string(o.Type))
-	if o.MTU != 0 {
-		w.Key("mtu")
-		w.Int(int64(o.MTU))
-	}
-	addr("server_ipv4", o.ServerV4)
-	addr("server_ipv6", o.ServerV6)
-	addr("client_ipv4", o.ClientV4)
-	addr("client_ipv6", o.ClientV6)
-	if o.ClientDNSName != "" {
-		w.Key("client_dns_name")
-		w.String(o.ClientDNSName)
-	}
-	if len(o.DNSServers) > 0 {
-		w.Key("dns_servers")
-		w.BeginArray()
-		for _, a := range o.DNSServers {
-			b, _ := a.MarshalText()
-			w.String(string(b))
-		}
-		w.EndArray()
-	}
-	p, _ := o.Prefix.MarshalText()
-	w.Key("prefix")
-	w.String(string(p))
-	addr("keepalive_address", o.KeepaliveAddr)
-	w.Key("lifetime_s")
-	w.Int(int64(o.Lifetime / time.Second))
-	w.Key("keepalive_interval_s")
-	w.Int(int64(o.KeepaliveInterval / time.Second))
-	w.EndObject()
 }

@@ -16,18 +16,13 @@ import (
 )
 
 // referenceNegotiation is how `gogoc negotiate` used to print, entirely
-// with encoding/json (including Offer's former MarshalJSON).
+// with encoding/json (the offer as offerRef, offer_json_test.go).
 func referenceNegotiation(t *testing.T, n negotiation) []byte {
 	t.Helper()
-	type plain tsp.Offer
 	var offer json.RawMessage = []byte("null")
 	if o := n.Offer; o != nil {
 		var err error
-		offer, err = json.Marshal(struct {
-			plain
-			Lifetime          int64 `json:"lifetime_s"`
-			KeepaliveInterval int64 `json:"keepalive_interval_s"`
-		}{plain(*o), int64(o.Lifetime / time.Second), int64(o.KeepaliveInterval / time.Second)})
+		offer, err = json.Marshal(refOf(o))
 		if err != nil {
 			t.Fatal(err)
 		}

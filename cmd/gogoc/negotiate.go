@@ -102,7 +102,7 @@ func (n negotiation) marshal() ([]byte, error) {
 	if n.Offer == nil {
 		w.Null()
 	} else {
-		n.Offer.WriteJSON(w)
+		writeOfferJSON(w, n.Offer)
 	}
 	w.EndObject()
 	b, err := w.Bytes()
