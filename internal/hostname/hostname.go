@@ -36,7 +36,7 @@ func Check(s string) error {
 		}
 		for i := 0; i < len(label); i++ {
 			if c := label[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
-				return fmt.Errorf("host name holds %q; allowed are letters, digits, - and .", c)
+				return fmt.Errorf("host name holds %q; allowed are letters, digits, - and dots", c)
 			}
 		}
 	}
