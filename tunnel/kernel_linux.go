@@ -80,7 +80,7 @@ func newKernel(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 		}
 		if _, err := k.genl.GenlFamilyGet("fou"); err != nil {
 			if errors.Is(err, unix.ENOENT) {
-				return nil, fmt.Errorf("fou: %w: %v", ErrNoKernelSupport, err)
+				return nil, fmt.Errorf("fou: %w: %w", ErrNoKernelSupport, err)
 			}
 			return nil, fmt.Errorf("look up the fou netlink family: %w", err)
 		}
@@ -256,7 +256,7 @@ func addTunnelLink(h *rtlink.Handle, spec rtlink.LinkSpec, local, remote netip.A
 	if err != nil {
 		if errors.Is(err, unix.EOPNOTSUPP) {
 			// rtnetlink knows no such kind: module missing or not loadable.
-			return fmt.Errorf("create %s device %s: %w: %v", spec.Kind(), name, ErrNoKernelSupport, err)
+			return fmt.Errorf("create %s device %s: %w: %w", spec.Kind(), name, ErrNoKernelSupport, err)
 		}
 		if errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("create %s device %s: a tunnel %v → %v exists already: %w", spec.Kind(), name, local, remote, err)

@@ -426,8 +426,8 @@ func TestV4V6AutoFallsBack(t *testing.T) {
 	assertV4V6Gone(t, l.client.nl, "tun4")
 	// Asking for the kernel explicitly says why it cannot.
 	_, err = New(context.Background(), withAddrs(Config{DataPlane: PlaneKernel, IfName: "tun4", NetNS: l.client.h}, v4v6Addrs()))
-	if !errors.Is(err, ErrNoKernelSupport) {
-		t.Errorf("kernel plane without ip6tnl: err = %v, want ErrNoKernelSupport", err)
+	if !errors.Is(err, ErrNoKernelSupport) || !errors.Is(err, unix.EOPNOTSUPP) {
+		t.Errorf("kernel plane without ip6tnl: err = %v, want ErrNoKernelSupport wrapping EOPNOTSUPP", err)
 	}
 	assertV4V6Gone(t, l.client.nl, "tun4")
 }
