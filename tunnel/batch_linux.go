@@ -86,8 +86,11 @@ type sendBatch struct {
 	sent, failed int // datagrams
 	done         int // messages handled
 	err          error
-	fn           func(fd uintptr) bool
-	one          unix.Msghdr // scratch for sending one datagram of a split message
+	// unreach: the last ICMP error the socket reported while sending
+	// (see unreachErrno), 0 if none; takeUnreach reads and clears it.
+	unreach syscall.Errno
+	fn      func(fd uintptr) bool
+	one     unix.Msghdr // scratch for sending one datagram of a split message
 }
 
 // newBatchConn wraps c (a *net.UDPConn, *net.IPConn or anything with
@@ -405,6 +408,9 @@ func (b *batchConn) doSend(fd uintptr) bool {
 		case transientSendErr(e):
 			w.failed += w.datagrams(w.done) // the first message of the rest was refused
 			w.done++
+			if unreachErrno(e) {
+				w.unreach = e
+			}
 		default:
 			w.err = e
 			return true
@@ -444,6 +450,9 @@ func (b *batchConn) sendSplit(fd uintptr, i int) bool {
 					w.sent++
 				} else {
 					w.failed++
+					if unreachErrno(e) {
+						w.unreach = e
+					}
 				}
 				break
 			}
@@ -454,16 +463,23 @@ func (b *batchConn) sendSplit(fd uintptr, i int) bool {
 	return true
 }
 
+// takeUnreach returns the ICMP error the last sends reported, if any, and
+// forgets it.
+func (b *batchConn) takeUnreach() syscall.Errno {
+	e := b.w.unreach
+	b.w.unreach = 0
+	return e
+}
+
 // transientSendErr: errors about one datagram or a passing network state,
 // after which the socket is still good.
 func transientSendErr(e syscall.Errno) bool {
 	switch e {
-	case unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.EHOSTDOWN,
-		unix.ENETDOWN, unix.ENOBUFS, unix.ENOMEM, unix.EPERM, unix.EACCES,
+	case unix.ENETDOWN, unix.ENOBUFS, unix.ENOMEM, unix.EPERM, unix.EACCES,
 		unix.EMSGSIZE, unix.EADDRNOTAVAIL, unix.EINVAL, unix.EDESTADDRREQ, unix.EIO:
 		return true
 	}
-	return false
+	return unreachErrno(e)
 }
 
 // transientRecvErr: receive errors that report an earlier ICMP error on a
@@ -474,8 +490,24 @@ func transientRecvErr(err error) bool {
 		return false
 	}
 	switch e {
+	case unix.ENETDOWN, unix.EMSGSIZE, unix.ENOMEM, unix.ENOBUFS:
+		return true
+	}
+	return unreachErrno(e)
+}
+
+// unreachErrno: the errors a connected socket reports for an ICMP error
+// that says the peer cannot be reached (net/ipv4/icmp.c icmp_err_convert,
+// net/ipv6/icmp.c icmpv6_err_convert): port unreachable (ECONNREFUSED),
+// host or network unreachable, time exceeded, protocol unreachable
+// (ENOPROTOOPT: no handler for protocol 41 or 4 at the far end), parameter
+// problem (EPROTO: unknown next header). Anyone on the path can forge one,
+// so they are hints to confirm (prober.suspect), never a verdict; and a
+// send may report them locally too (no route).
+func unreachErrno(e syscall.Errno) bool {
+	switch e {
 	case unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.EHOSTDOWN,
-		unix.ENETDOWN, unix.EMSGSIZE, unix.ENOMEM, unix.ENOBUFS:
+		unix.ENOPROTOOPT, unix.EPROTO:
 		return true
 	}
 	return false

@@ -149,6 +149,7 @@ func (e *engine) devToNetOnce() error {
 // flushTx sends what the socket has queued and frees the segment headers.
 func (e *engine) flushTx() error {
 	sent, failed, err := e.conn.send()
+	e.noteUnreach(e.conn.takeUnreach())
 	e.seg.reset()
 	e.countTx(sent, failed, e.txBytes)
 	e.txBytes = 0

@@ -43,6 +43,7 @@ func newKernelV4V6(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 	if err := k.setUp(ctx, cfg, h, kernelDevice{
 		add:  func(undo *undoStack) error { return addIP6Tnl(h, cfg.IfName, cfg.MTU, local, cfg.RemoteEndpoint, undo) },
 		plan: planFor(cfg),
+		flow: outerFlow{v6: true, proto: protoIPIP, local: local, remote: cfg.RemoteEndpoint},
 		ping: func() (PingConn, error) {
 			return NewPingConn4(cfg.NetNS, cfg.IfName, cfg.Local.Addr(), cfg.Keepalive.Target)
 		},

@@ -51,61 +51,192 @@ type PingConn interface {
 const maxPending = 64
 
 type pendingProbe struct {
-	seq  uint16
-	sent time.Time
+	seq    uint16
+	sent   time.Time
+	missAt time.Time // when it counts as a miss if unanswered
+	missed bool
+	// confirm: sent to confirm a suspected loss, with a shorter deadline.
+	confirm bool
 }
 
-// lossTracker is the keepalive loss rule of spec §6, without any clock or
-// I/O: a probe not answered within timeout is a miss, limit consecutive
-// misses mean lost, a timely reply resets the count and ends a loss. A late
-// reply counts for nothing.
+// lossTracker is the keepalive loss rule, without any clock or I/O.
+//
+// The rule of spec §6: a probe not answered within timeout is a miss, limit
+// consecutive misses mean lost, a timely reply resets the count and ends a
+// loss. Alone it notices a dead broker only after 2–3 whole intervals. So
+// on a hint that the broker is gone the tracker runs a confirmation: limit
+// probes, confirmEvery apart. All of them missed is a loss; any reply
+// within timeout to any outstanding probe cancels the confirmation.
+//
+// The hints: an ICMP error about our packets to the broker (suspect); the
+// confirmation probes then count as missed after confirmTimeout, so a
+// crashed broker whose host answers "port unreachable" is noticed in about
+// two seconds. Or a regular probe unanswered for overdueAfter (a silent
+// broker): its probes then count as missed only when that probe does, so
+// the loss comes at its deadline (at most interval + timeout after the
+// broker went silent, not 2–3 intervals), and a path merely slower than
+// usual still has the whole timeout to answer.
+//
+// The replies are what make it safe: anyone on the path can forge an ICMP
+// error, nobody but the far end can answer our echo with its cookie.
 type lossTracker struct {
-	timeout time.Duration
-	limit   int
-	pending []pendingProbe // in sending order
-	nextSeq uint16
-	st      KeepaliveStats
+	timeout      time.Duration // regular probe deadline; later replies count for nothing
+	limit        int
+	confirmEvery time.Duration
+	confirmBase  time.Duration // confirmation deadline on a fast path
+	legacy       bool          // spec §6 alone: no confirmations (benchmark baseline)
+
+	pending  []pendingProbe // in sending order
+	nextSeq  uint16
+	lastSent time.Time
+
+	confirming  bool
+	confirmSent int   // confirmation probes sent in this confirmation
+	cause       error // what started it; nil: a regular probe went unanswered
+	// confirmUntil: no confirmation probe counts as missed before it (the
+	// deadline of the overdue probe that started the confirmation).
+	confirmUntil time.Time
+
+	st KeepaliveStats
 }
 
-func newLossTracker(timeout time.Duration, limit int) *lossTracker {
-	return &lossTracker{timeout: timeout, limit: limit, pending: make([]pendingProbe, 0, maxPending)}
+func newLossTracker(k KeepaliveConfig) *lossTracker {
+	return &lossTracker{
+		timeout: k.Timeout, limit: k.Misses,
+		confirmEvery: k.ConfirmInterval, confirmBase: k.ConfirmTimeout, legacy: k.legacy,
+		pending: make([]pendingProbe, 0, maxPending),
+	}
+}
+
+// overdueAfter is how long a regular probe may go unanswered before a
+// confirmation starts: the configured confirmation timeout, raised to three
+// smoothed round trips on a slow path, at most the regular timeout. Early
+// is harmless here: such a confirmation gives the probe its whole timeout.
+func (l *lossTracker) overdueAfter() time.Duration {
+	return min(max(l.confirmBase, 3*l.st.SmoothedRTT), l.timeout)
+}
+
+// confirmTimeout is the deadline of a confirmation probe: overdueAfter,
+// or the regular timeout while no reply has measured the path yet.
+func (l *lossTracker) confirmTimeout() time.Duration {
+	if l.st.Received == 0 {
+		return l.timeout
+	}
+	return l.overdueAfter()
 }
 
 // send registers a probe sent at t and returns its sequence number.
-func (l *lossTracker) send(t time.Time) uint16 {
+func (l *lossTracker) send(t time.Time, confirm bool) uint16 {
 	if len(l.pending) == maxPending {
 		// Cannot happen with timeout < maxPending intervals; keep the
 		// newest probes and let the oldest count as missed.
-		l.miss()
+		if !l.pending[0].missed {
+			l.miss()
+		}
 		l.pending = append(l.pending[:0], l.pending[1:]...)
 	}
 	seq := l.nextSeq
 	l.nextSeq++
-	l.pending = append(l.pending, pendingProbe{seq, t})
+	p := pendingProbe{seq: seq, sent: t, missAt: t.Add(l.timeout), confirm: confirm}
+	if confirm {
+		if l.confirmUntil.IsZero() {
+			p.missAt = t.Add(l.confirmTimeout())
+		} else {
+			// Started by an overdue probe: missed when that probe is.
+			p.missAt = l.confirmUntil
+			if at := t.Add(l.overdueAfter()); p.missAt.Before(at) {
+				p.missAt = at
+			}
+		}
+		l.confirmSent++
+	}
+	l.pending = append(l.pending, p)
+	l.lastSent = t
 	l.st.Sent++
 	return seq
 }
 
-// nextDeadline is when the oldest outstanding probe times out.
-func (l *lossTracker) nextDeadline() (time.Time, bool) {
-	if len(l.pending) == 0 {
-		return time.Time{}, false
+// suspect starts a confirmation because of cause (an ICMP error about our
+// packets to the broker). It reports whether one started: not when one
+// runs already, nor while lost.
+func (l *lossTracker) suspect(cause error) bool {
+	if l.legacy || l.confirming || l.st.Lost {
+		return false
 	}
-	return l.pending[0].sent.Add(l.timeout), true
+	l.startConfirm(cause, time.Time{})
+	return true
 }
 
-// expire times out every probe whose deadline is at or before now. It
-// reports a KeepaliveLost event on the transition.
+func (l *lossTracker) startConfirm(cause error, until time.Time) {
+	l.confirming, l.confirmSent, l.cause, l.confirmUntil = true, 0, cause, until
+	l.st.Confirmations++
+}
+
+// nextConfirm is when the next confirmation probe is due (at once if in
+// the past). Probes stay confirmEvery apart from any probe before them, so
+// a flood of forged ICMP errors cannot make us probe faster than that.
+func (l *lossTracker) nextConfirm() (time.Time, bool) {
+	if !l.confirming || l.confirmSent >= l.limit {
+		return time.Time{}, false
+	}
+	return l.lastSent.Add(l.confirmEvery), true
+}
+
+// nextDeadline is the next time expire has something to do: a probe's
+// miss, or a regular probe becoming overdue.
+func (l *lossTracker) nextDeadline() (time.Time, bool) {
+	var dl time.Time
+	earlier := func(t time.Time) {
+		if dl.IsZero() || t.Before(dl) {
+			dl = t
+		}
+	}
+	od := l.overdueAfter()
+	for _, p := range l.pending {
+		if p.missed {
+			continue
+		}
+		earlier(p.missAt)
+		if l.watchOverdue() && !p.confirm {
+			earlier(p.sent.Add(od))
+		}
+	}
+	return dl, !dl.IsZero()
+}
+
+// watchOverdue: an unanswered regular probe may start a confirmation.
+func (l *lossTracker) watchOverdue() bool { return !l.legacy && !l.confirming && !l.st.Lost }
+
+// expire counts every probe whose deadline is at or before now as missed
+// and forgets probes older than the timeout. It reports a KeepaliveLost
+// event on the transition; and starts a confirmation when a regular probe
+// has been unanswered for a confirmation timeout (or missed).
 func (l *lossTracker) expire(now time.Time) (Event, bool) {
 	wasLost := l.st.Lost
-	i := 0
-	for i < len(l.pending) && !now.Before(l.pending[i].sent.Add(l.timeout)) {
-		l.miss()
-		i++
+	keep := l.pending[:0]
+	for _, p := range l.pending {
+		if !p.missed && !now.Before(p.missAt) {
+			p.missed = true
+			l.miss()
+		}
+		if now.Before(p.sent.Add(l.timeout)) {
+			keep = append(keep, p)
+		}
 	}
-	l.pending = append(l.pending[:0], l.pending[i:]...)
+	l.pending = keep
 	if l.st.Lost && !wasLost {
-		return Event{Kind: KeepaliveLost, Time: now, Misses: l.st.Misses}, true
+		ev := Event{Kind: KeepaliveLost, Time: now, Misses: l.st.Misses, Err: l.cause}
+		l.confirming, l.cause = false, nil
+		return ev, true
+	}
+	if l.watchOverdue() {
+		od := l.overdueAfter()
+		for _, p := range l.pending {
+			if !p.confirm && !now.Before(p.sent.Add(od)) {
+				l.startConfirm(nil, p.sent.Add(l.timeout))
+				break
+			}
+		}
 	}
 	return Event{}, false
 }
@@ -118,9 +249,10 @@ func (l *lossTracker) miss() {
 	}
 }
 
-// reply handles the echo reply for seq received at t. A timely one resets
-// the misses and supersedes older outstanding probes (the path works now);
-// it reports KeepaliveRestored when it ends a loss.
+// reply handles the echo reply for seq received at t. One within timeout
+// proves the path: it resets the misses, supersedes older outstanding
+// probes, cancels a confirmation (and its outstanding probes), and reports
+// KeepaliveRestored when it ends a loss.
 func (l *lossTracker) reply(seq uint16, t time.Time) (Event, bool) {
 	i := -1
 	for j, p := range l.pending {
@@ -145,6 +277,16 @@ func (l *lossTracker) reply(seq uint16, t time.Time) (Event, bool) {
 		return Event{}, false
 	}
 	l.pending = append(l.pending[:0], l.pending[i+1:]...)
+	if l.confirming {
+		// The confirmation is over: its other probes must not count as
+		// misses (a reply to one still counts).
+		l.confirming, l.cause = false, nil
+		for j := range l.pending {
+			if l.pending[j].confirm {
+				l.pending[j].missed = true
+			}
+		}
+	}
 	l.st.Received++
 	l.st.LastRTT = rtt
 	if l.st.SmoothedRTT == 0 {
@@ -161,13 +303,17 @@ func (l *lossTracker) reply(seq uint16, t time.Time) (Event, bool) {
 }
 
 // prober sends one echo per interval (the first one interval after start,
-// spec §6) and applies the loss rule to the replies.
+// spec §6), confirmation probes when the tracker asks for them, and
+// applies the loss rule to the replies.
 type prober struct {
 	conn     PingConn
 	clock    Clock
 	interval time.Duration
 	emit     func(Event)
 	log      *logx.Logger
+	// suspects carries hints that the broker is gone from the data plane
+	// (suspect); one is enough to act, so extra ones are dropped.
+	suspects chan error
 
 	mu    sync.Mutex
 	track *lossTracker
@@ -185,7 +331,18 @@ func newProber(k KeepaliveConfig, conn PingConn, emit func(Event), log *logx.Log
 		interval: k.Interval,
 		emit:     emit,
 		log:      log,
-		track:    newLossTracker(k.Timeout, k.Misses),
+		suspects: make(chan error, 1),
+		track:    newLossTracker(k),
+	}
+}
+
+// suspect tells the prober that the broker may be gone: an ICMP error
+// came back for a packet to it. It never blocks; the prober confirms with
+// probes before it reports anything.
+func (p *prober) suspect(cause error) {
+	select {
+	case p.suspects <- cause:
+	default:
 	}
 }
 
@@ -215,49 +372,80 @@ func (p *prober) run(ctx context.Context) {
 			return
 		case r := <-replies:
 			p.mu.Lock()
+			confirming := p.track.confirming
 			ev, ok := p.track.reply(r.seq, r.at)
+			cancelled := confirming && !p.track.confirming
 			p.mu.Unlock()
+			if cancelled {
+				p.log.Debug("keepalive: the broker answered, no loss")
+			}
 			if ok {
 				p.log.Info("keepalive restored", "rtt", ev.RTT)
 				p.emit(ev)
 			}
-		case <-timer.C():
-			now := p.clock.Now()
+		case cause := <-p.suspects:
 			p.mu.Lock()
-			ev, lost := p.track.expire(now)
-			var seq uint16
-			send := !now.Before(next)
-			if send {
-				seq = p.track.send(now)
-				for !next.After(now) {
-					next = next.Add(p.interval)
-				}
-			}
+			started := p.track.suspect(cause)
 			p.mu.Unlock()
-			if lost {
-				p.log.Warn("keepalive lost", "misses", ev.Misses)
-				p.emit(ev)
+			if started {
+				// Debug: forged ICMP errors must not fill the log.
+				p.log.Debug("keepalive: the broker may be gone, confirming", "cause", cause)
 			}
-			if send {
-				// A failed send is a probe that will time out: the loss
-				// rule, not one error, decides about the tunnel.
-				if err := p.conn.WriteEcho(seq); err != nil {
-					p.log.Debug("keepalive send failed", "seq", seq, "err", err)
-				}
-			}
+		case <-timer.C():
 		}
+		p.step(&next)
 		timer.Reset(p.wait(next))
+	}
+}
+
+// step does what is due now: count misses, send the regular probe when
+// its time has come and a confirmation probe when one is due.
+func (p *prober) step(next *time.Time) {
+	now := p.clock.Now()
+	p.mu.Lock()
+	wasConfirming := p.track.confirming
+	ev, lost := p.track.expire(now)
+	var seqs [2]uint16
+	n := 0
+	if !now.Before(*next) {
+		seqs[n] = p.track.send(now, false)
+		n++
+		for !next.After(now) {
+			*next = next.Add(p.interval)
+		}
+	}
+	if at, ok := p.track.nextConfirm(); ok && !now.Before(at) {
+		seqs[n] = p.track.send(now, true)
+		n++
+	}
+	overdue := !wasConfirming && p.track.confirming
+	p.mu.Unlock()
+	if lost {
+		p.log.Warn("keepalive lost", "misses", ev.Misses, "cause", ev.Err)
+		p.emit(ev)
+	}
+	if overdue {
+		p.log.Debug("keepalive: a probe is overdue, confirming")
+	}
+	for _, seq := range seqs[:n] {
+		// A failed send is a probe that will time out: the loss rule,
+		// not one error, decides about the tunnel.
+		if err := p.conn.WriteEcho(seq); err != nil {
+			p.log.Debug("keepalive send failed", "seq", seq, "err", err)
+		}
 	}
 }
 
 // wait is the time until the next send or probe deadline.
 func (p *prober) wait(next time.Time) time.Duration {
 	p.mu.Lock()
-	dl, ok := p.track.nextDeadline()
-	p.mu.Unlock()
-	if ok && dl.Before(next) {
+	if dl, ok := p.track.nextDeadline(); ok && dl.Before(next) {
 		next = dl
 	}
+	if at, ok := p.track.nextConfirm(); ok && at.Before(next) {
+		next = at
+	}
+	p.mu.Unlock()
 	return max(next.Sub(p.clock.Now()), 0)
 }
 

@@ -91,12 +91,14 @@ func newKernel(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 	d := kernelDevice{
 		add:  func(undo *undoStack) error { return addSit(h, cfg.IfName, cfg.MTU, p, undo) },
 		plan: planFor(cfg),
+		flow: outerFlow{proto: protoIPv6InIPv4, local: p.local, remote: p.remote},
 		ping: func() (PingConn, error) {
 			return NewPingConn(cfg.NetNS, cfg.IfName, cfg.Local.Addr(), cfg.Keepalive.Target)
 		},
 	}
 	if cfg.Type == V6UDPV4 {
 		d.takeOver = func() error { return k.takeOver(cfg.Conn, p.sport) }
+		d.flow.proto, d.flow.sport, d.flow.dport = unix.IPPROTO_UDP, p.sport, p.dport
 	}
 	if err := k.setUp(ctx, cfg, h, d); err != nil {
 		return nil, err
@@ -139,6 +141,7 @@ type kernelDevice struct {
 	plan     linkPlan
 	takeOver func() error // last step before the prober; may be nil
 	ping     func() (PingConn, error)
+	flow     outerFlow // the encapsulated packets, for the ICMP watch
 }
 
 // setUp creates and configures the device d after removing a leftover of
@@ -168,6 +171,22 @@ func (k *kernel) setUp(ctx context.Context, cfg Config, h *rtlink.Handle, d kern
 	}
 	if err := k.setUpKeepalive(cfg, d.ping); err != nil {
 		return err
+	}
+	if k.prober != nil {
+		// Without a prober an ICMP error could not be confirmed: no watch.
+		w, err := newICMPWatch(cfg.NetNS, d.flow)
+		if err != nil {
+			return err
+		}
+		k.undo.push("ICMP watch", w.Close)
+		k.wg.Add(1)
+		go func() {
+			defer k.wg.Done()
+			w.run(func(err error) {
+				k.cnt.unreach.Add(1)
+				k.suspect(err)
+			})
+		}()
 	}
 	k.startKeepalive()
 	return nil
@@ -293,6 +312,7 @@ func (k *kernel) Stats() Stats {
 	s := k.last
 	k.mu.Unlock()
 	s.EventsDropped = k.cnt.eventsDropped.Load()
+	s.Unreachable = k.cnt.unreach.Load()
 	return k.keepaliveStats(s)
 }
 

@@ -2,12 +2,14 @@ package tunnel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/vishvananda/netns"
 
@@ -221,6 +223,15 @@ func (s *session) startKeepalive() {
 	}
 }
 
+// suspect passes an ICMP error about our packets to the broker to the
+// prober, which confirms it with probes before anything is reported.
+// Without keepalive there is nothing to confirm with: it is only counted.
+func (s *session) suspect(err error) {
+	if s.prober != nil {
+		s.prober.suspect(err)
+	}
+}
+
 // keepaliveStats adds the prober's figures to st.
 func (s *session) keepaliveStats(st Stats) Stats {
 	if s.prober != nil {
@@ -237,6 +248,9 @@ type pumpState struct {
 	closing *atomic.Bool
 	// fail reports an error that stopped a pump.
 	fail func(error)
+	// unreach, when set, hears of each ICMP error about our packets to
+	// the peer that the connected socket reports (on a send or a receive).
+	unreach func(error)
 }
 
 // run calls once until it fails. On the receiving side (skipTransient) an
@@ -249,11 +263,27 @@ func (s *pumpState) run(dir string, once func() error, skipTransient bool) {
 			continue
 		}
 		if skipTransient && transientRecvErr(err) && !s.closing.Load() {
-			s.cnt.rxErrors.Add(1)
+			if e := (syscall.Errno)(0); errors.As(err, &e) && unreachErrno(e) {
+				s.noteUnreach(e)
+			} else {
+				s.cnt.rxErrors.Add(1)
+			}
 			continue
 		}
 		s.stop(dir, err)
 		return
+	}
+}
+
+// noteUnreach counts an ICMP error the socket reported (e, 0 if none) and
+// passes it on.
+func (s *pumpState) noteUnreach(e syscall.Errno) {
+	if e == 0 {
+		return
+	}
+	s.cnt.unreach.Add(1)
+	if s.unreach != nil {
+		s.unreach(e)
 	}
 }
 

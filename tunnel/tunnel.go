@@ -22,6 +22,12 @@ const (
 	DefaultRouteMetric = 1024
 	DefaultMisses      = 3
 	DefaultTimeout     = 5 * time.Second // spec §6: reply deadline of 5000 ms
+
+	// A suspected loss is confirmed by Misses probes this far apart, each
+	// with this reply deadline (raised on slow paths): about 2 s from an
+	// ICMP error to a declared loss.
+	DefaultConfirmInterval = 500 * time.Millisecond
+	DefaultConfirmTimeout  = time.Second
 )
 
 // Tunnel is one established data plane. Implementations: the userspace
@@ -137,6 +143,20 @@ type KeepaliveConfig struct {
 	Timeout  time.Duration // reply deadline per probe, default 5 s
 	Misses   int           // consecutive misses that mean "lost", default 3
 
+	// A broker that looks gone (an ICMP error about our packets to it, or
+	// a probe unanswered for ConfirmTimeout) is not waited for in whole
+	// intervals: Misses confirmation probes go out ConfirmInterval apart
+	// (default 500 ms), each missed after ConfirmTimeout (default 1 s,
+	// raised to three smoothed round trips, at most Timeout). All missed
+	// is a loss; any reply cancels it, so a forged ICMP error costs a few
+	// probes, never the tunnel.
+	ConfirmInterval time.Duration
+	ConfirmTimeout  time.Duration
+
+	// legacy keeps to spec §6 alone (whole intervals, no confirmation):
+	// the baseline of BenchmarkDeadBroker.
+	legacy bool
+
 	// Clock and Conn replace the real clock and ICMPv6 socket (tests). The
 	// tunnel closes Conn when it closes.
 	Clock Clock
@@ -148,7 +168,8 @@ type EventKind int
 
 // Event kinds.
 const (
-	// KeepaliveLost: Misses consecutive probes went unanswered.
+	// KeepaliveLost: Misses consecutive probes went unanswered (with an
+	// ICMP error as the cause, if one started the confirmation).
 	KeepaliveLost EventKind = iota + 1
 	// KeepaliveRestored: a timely reply came after KeepaliveLost.
 	KeepaliveRestored
@@ -186,7 +207,8 @@ type Event struct {
 	Misses int
 	// RTT: KeepaliveRestored, the round trip of the reply that restored it.
 	RTT time.Duration
-	// Err: IOError.
+	// Err: IOError; KeepaliveLost, the ICMP error that started the
+	// confirmation (nil if probes just went unanswered).
 	Err error
 }
 
@@ -195,6 +217,9 @@ func (e Event) String() string {
 	case BrokerControl:
 		return fmt.Sprintf("%v %q", e.Kind, e.Text)
 	case KeepaliveLost:
+		if e.Err != nil {
+			return fmt.Sprintf("%v after %d misses (%v)", e.Kind, e.Misses, e.Err)
+		}
 		return fmt.Sprintf("%v after %d misses", e.Kind, e.Misses)
 	case KeepaliveRestored:
 		return fmt.Sprintf("%v rtt=%v", e.Kind, e.RTT)
@@ -218,7 +243,12 @@ type Stats struct {
 	// device packets that were not IPv6 or could not be segmented.
 	Dropped uint64
 	// Control: TSP control datagrams received (first nibble 0xF).
-	Control       uint64
+	Control uint64
+	// Unreachable: ICMP errors about our packets to the broker (port,
+	// protocol, host or network unreachable), as the socket or, for the
+	// kernel planes, the ICMP watch reported them. Each makes the prober
+	// confirm at once that the broker still answers.
+	Unreachable   uint64
 	EventsDropped uint64
 	Keepalive     KeepaliveStats
 }
@@ -228,10 +258,13 @@ type KeepaliveStats struct {
 	Sent, Received uint64
 	Late           uint64 // replies after the deadline (do not reset misses)
 	TimedOut       uint64 // probes that got no reply in time
-	Misses         int    // current consecutive misses
-	Lost           bool   // between KeepaliveLost and KeepaliveRestored
-	LastRTT        time.Duration
-	SmoothedRTT    time.Duration // EWMA, gain 1/8
+	// Confirmations: times the broker looked gone (an ICMP error, an
+	// overdue probe) and was probed at once.
+	Confirmations uint64
+	Misses        int  // current consecutive misses
+	Lost          bool // between KeepaliveLost and KeepaliveRestored
+	LastRTT       time.Duration
+	SmoothedRTT   time.Duration // EWMA, gain 1/8
 }
 
 // Errors callers may want to tell apart.
@@ -249,6 +282,7 @@ type counters struct {
 	rxPackets, rxBytes atomic.Uint64
 	txErrors, rxErrors atomic.Uint64
 	dropped, control   atomic.Uint64
+	unreach            atomic.Uint64
 	eventsDropped      atomic.Uint64
 }
 
@@ -262,6 +296,7 @@ func (c *counters) snapshot() Stats {
 		RxErrors:      c.rxErrors.Load(),
 		Dropped:       c.dropped.Load(),
 		Control:       c.control.Load(),
+		Unreachable:   c.unreach.Load(),
 		EventsDropped: c.eventsDropped.Load(),
 	}
 }
@@ -320,19 +355,11 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Log == nil {
 		cfg.Log = logx.Discard()
 	}
-	k := &cfg.Keepalive
-	if k.Interval < 0 {
-		return cfg, fmt.Errorf("keepalive interval %v is negative", k.Interval)
+	k := cfg.Keepalive
+	if k.Interval < 0 || k.Timeout < 0 || k.ConfirmInterval < 0 || k.ConfirmTimeout < 0 || k.Misses < 0 {
+		return cfg, errors.New("keepalive: negative interval, timeout or misses")
 	}
-	if k.Timeout == 0 {
-		k.Timeout = DefaultTimeout
-	}
-	if k.Misses == 0 {
-		k.Misses = DefaultMisses
-	}
-	if k.Clock == nil {
-		k.Clock = realClock{}
-	}
+	cfg.Keepalive = k.withDefaults()
 	if err := cfg.checkAddrs(); err != nil {
 		return cfg, err
 	}
@@ -372,3 +399,23 @@ func (cfg Config) checkAddrs() error {
 }
 
 func (k KeepaliveConfig) enabled() bool { return k.Interval > 0 }
+
+// withDefaults fills the zero fields but Interval and Target.
+func (k KeepaliveConfig) withDefaults() KeepaliveConfig {
+	if k.Timeout == 0 {
+		k.Timeout = DefaultTimeout
+	}
+	if k.Misses == 0 {
+		k.Misses = DefaultMisses
+	}
+	if k.ConfirmInterval == 0 {
+		k.ConfirmInterval = DefaultConfirmInterval
+	}
+	if k.ConfirmTimeout == 0 {
+		k.ConfirmTimeout = DefaultConfirmTimeout
+	}
+	if k.Clock == nil {
+		k.Clock = realClock{}
+	}
+	return k
+}

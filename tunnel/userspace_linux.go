@@ -77,6 +77,7 @@ func newUserspace(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 	u.eng.control = u.onControl
 	u.eng.own, u.eng.ownSet = cfg.Local.Addr().As16(), true
 	u.eng.fail = func(err error) { u.sink.emit(Event{Kind: IOError, Err: err}) }
+	u.eng.unreach = u.suspect
 
 	if err := u.setUpKeepalive(cfg, func() (PingConn, error) {
 		return NewPingConn(cfg.NetNS, u.dev.name, cfg.Local.Addr(), cfg.Keepalive.Target)

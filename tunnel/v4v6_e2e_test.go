@@ -23,8 +23,18 @@ type brokerProc struct {
 	log string
 }
 
+// kill ends the broker with SIGKILL, as a crash would: its sockets and
+// device go, its host stays and answers for them.
+func (b *brokerProc) kill() error {
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	_ = b.cmd.Wait() // sets ProcessState: stop has nothing left to do
+	return nil
+}
+
 // buildBroker builds cmd/tspbroker into a temporary directory.
-func buildBroker(t *testing.T) string {
+func buildBroker(t testing.TB) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -43,13 +53,20 @@ func buildBroker(t *testing.T) string {
 func startBrokerV4V6(t *testing.T, ns *labNS, bin string) *brokerProc {
 	t.Helper()
 	listen := netip.AddrPortFrom(v46BrokerOuter, 3653).String()
+	return startBrokerProc(t, ns, bin, "-dataplane", "-udp", listen, "-tcp", listen,
+		"-tunnels", "V4V6", "-auth", "DIGEST-MD5", "-user", "alice:wonderland", "-keepalive", "1", "-lifetime", "3600", "-v")
+}
+
+// startBrokerProc runs tspbroker with args in ns (ip netns exec execs it,
+// so signals reach the broker itself) and waits until it listens.
+func startBrokerProc(t testing.TB, ns *labNS, bin string, args ...string) *brokerProc {
+	t.Helper()
 	b := &brokerProc{log: filepath.Join(t.TempDir(), "broker.log")}
 	lf, err := os.Create(b.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.cmd = exec.Command("ip", "netns", "exec", ns.name, bin, "-dataplane", "-udp", listen, "-tcp", listen,
-		"-tunnels", "V4V6", "-auth", "DIGEST-MD5", "-user", "alice:wonderland", "-keepalive", "1", "-lifetime", "3600", "-v")
+	b.cmd = exec.Command("ip", append([]string{"netns", "exec", ns.name, bin}, args...)...)
 	out, err := b.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +95,7 @@ func startBrokerV4V6(t *testing.T, ns *labNS, bin string) *brokerProc {
 
 // stop ends the broker with SIGTERM (its clean shutdown) and reports
 // whether it exited by itself.
-func (b *brokerProc) stop(t *testing.T) bool {
+func (b *brokerProc) stop(t testing.TB) bool {
 	if b.cmd.ProcessState != nil {
 		return true
 	}
@@ -126,18 +143,25 @@ func negotiateV4V6(t *testing.T, ns *labNS) *tsp.Result {
 	return res
 }
 
-// v4v6Config maps a negotiated v4v6 offer onto a tunnel Config, as the
-// daemon's mapping does (this package cannot import it): inner IPv4
-// addresses, outer IPv6 endpoints, the offer's keepalive.
-func v4v6Config(o *tsp.Offer) Config {
-	return Config{
-		Type:           V4V6,
-		Local:          netip.PrefixFrom(o.ClientV4, 32),
-		Remote:         o.ServerV4,
-		LocalEndpoint:  o.ClientV6,
-		RemoteEndpoint: o.ServerV6,
-		Keepalive:      KeepaliveConfig{Target: o.KeepaliveAddr, Interval: o.KeepaliveInterval},
+// configFromOffer maps a negotiated offer onto a tunnel Config as the
+// daemon does (daemon.tunnelConfig; this package cannot import it): for
+// v4v6 inner IPv4 and outer IPv6, else the other way round; the offer's
+// keepalive.
+func configFromOffer(o *tsp.Offer) Config {
+	c := Config{Keepalive: KeepaliveConfig{Target: o.KeepaliveAddr, Interval: o.KeepaliveInterval}}
+	switch o.Type {
+	case tsp.V4V6:
+		c.Type, c.Local, c.Remote = V4V6, netip.PrefixFrom(o.ClientV4, 32), o.ServerV4
+		c.LocalEndpoint, c.RemoteEndpoint = o.ClientV6, o.ServerV6
+	case tsp.V6V4, tsp.V6UDPV4:
+		c.Type = V6V4
+		if o.Type == tsp.V6UDPV4 {
+			c.Type = V6UDPV4
+		}
+		c.Local, c.Remote = netip.PrefixFrom(o.ClientV6, 128), o.ServerV6
+		c.LocalEndpoint, c.RemoteEndpoint = o.ClientV4, o.ServerV4
 	}
+	return c
 }
 
 // TestUserspaceV4V6EndToEnd: over a link that carries only IPv6, the
@@ -171,7 +195,7 @@ func TestUserspaceV4V6EndToEnd(t *testing.T) {
 	}
 
 	const timeout, misses = 500 * time.Millisecond, 3
-	cfg := v4v6Config(o)
+	cfg := configFromOffer(o)
 	cfg.DataPlane, cfg.IfName, cfg.NetNS, cfg.DefaultRoute, cfg.Log = PlaneUserspace, "tun4", l.client.h, true, testLogger(t, "client")
 	cfg.Keepalive.Timeout, cfg.Keepalive.Misses = timeout, misses
 	tun, err := New(context.Background(), cfg)
@@ -244,7 +268,7 @@ func TestUserspaceV4V6EndToEnd(t *testing.T) {
 		if res.Session.T.Network() != tsp.TCP || res.Offer.ClientV4 != v46ClientV4 {
 			t.Fatalf("session over %s with client %v, want TCP and %v", res.Session.T.Network(), res.Offer.ClientV4, v46ClientV4)
 		}
-		cfg := v4v6Config(res.Offer)
+		cfg := configFromOffer(res.Offer)
 		cfg.DataPlane, cfg.IfName, cfg.NetNS, cfg.DefaultRoute = PlaneUserspace, "tun4", l.client.h, true
 		tun, err := New(context.Background(), cfg)
 		if err != nil {

@@ -195,6 +195,7 @@ func (p *pump4) devToNetOnce() error {
 // flushTx sends the queued datagrams and frees the segment headers.
 func (p *pump4) flushTx() error {
 	sent, failed, err := p.conn.send()
+	p.noteUnreach(p.conn.takeUnreach())
 	p.seg.reset()
 	p.countTx(sent, failed, p.txBytes)
 	p.txBytes = 0
@@ -295,6 +296,7 @@ func newUserspaceV4V6(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 	}
 	u.pump.cnt, u.pump.log, u.pump.closing = &u.cnt, u.log, &u.closing
 	u.pump.fail = func(err error) { u.sink.emit(Event{Kind: IOError, Err: err}) }
+	u.pump.unreach = u.suspect
 
 	if err := u.setUpKeepalive(cfg, func() (PingConn, error) {
 		return NewPingConn4(cfg.NetNS, u.dev.name, cfg.Local.Addr(), cfg.Keepalive.Target)
