@@ -8,7 +8,7 @@ BIN     := bin
 # coordinator into a spurious "context deadline exceeded" (golang/go#75804).
 FUZZTIME ?= 20000x
 
-.PHONY: all build test test-unit fuzz-smoke lint demo bench clean test-vm test-cross cross size ipk apk packages bench-router bench-daemon bench-v4v6 bench-inline size-parts
+.PHONY: all build test test-unit fuzz-smoke lint demo bench clean test-vm test-cross cross size ipk apk packages bench-router bench-daemon bench-v4v6 bench-deadpeer bench-inline size-parts
 
 all: build
 
@@ -64,6 +64,11 @@ bench-inline: build
 
 bench-v4v6:
 	$(GO) test -run '^$$' -bench V4V6Throughput -benchtime 5x ./tunnel/
+
+# How long a dead broker takes to notice, against the rule of spec §6 alone
+# in the same run (about 2 min: every case waits a keepalive interval).
+bench-deadpeer:
+	$(GO) test -run '^$$' -bench DeadBroker -benchtime 1x ./tunnel/
 
 # Kernel data planes (sit, sit+fou, ip6tnl) in Debian's 6.1 kernel under
 # qemu; ARCH=arm64|mipsle boots those architectures (on demand, not in CI).

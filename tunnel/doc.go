@@ -27,6 +27,12 @@
 // socket (with IPv4 TCP segmentation offload, v4v6_offload.go), the prober
 // on an ICMPv4 NewPingConn4; ForwarderV4V6 is its broker side.
 //
+// The prober (keepalive.go) does not wait whole intervals for a dead
+// broker: an ICMP error about our packets to it (reported by the userspace
+// planes' sockets, or read by the kernel planes' ICMP watch, unreach_linux.go)
+// or an overdue probe starts a confirmation, a few probes that any reply
+// cancels.
+//
 // Everything a test must control is injectable: the network namespace, the
 // netlink handle, the sockets, and the prober's clock and ICMPv6 socket.
 package tunnel
