@@ -99,9 +99,17 @@ func TestParse(t *testing.T) {
 			"1 config a \"\"\n", "",
 		},
 		{
-			"empty value removes an earlier value",
-			"config a\noption x 'one'\noption y 'keep'\noption x ''\n",
-			"1 config a \"\"\n3   option y \"keep\"\n", "",
+			// uci_parse_option calls uci_set with a pointer that
+			// uci_fill_ptr filled in, never looked up: an empty value
+			// returns before uci_delete. `uci get` keeps the value.
+			"empty value after a value does nothing (uci_set while parsing)",
+			"config a\noption x 'one'\noption y 'keep'\noption x ''\noption x\noption x \"\"\n",
+			"1 config a \"\"\n2   option x \"one\"\n3   option y \"keep\"\n", "",
+		},
+		{
+			"empty option after a list does nothing",
+			"config a\nlist d 'one'\noption d ''\n",
+			"1 config a \"\"\n2   list d \"one\"\n", "",
 		},
 		{
 			"option without value",
@@ -119,19 +127,28 @@ func TestParse(t *testing.T) {
 			"1 config a \"\"\n2   list dns \"\"\n3   list dns \"x\"\n", "",
 		},
 		{
-			"option then list makes a list, moved last",
+			// uci_add_list allocates the list after the old option
+			// and frees the option: the list takes its place.
+			"option then list makes a list in the option's place (uci_add_list)",
 			"config a\noption dns 'one'\noption z 'z'\nlist dns 'two'\n",
-			"1 config a \"\"\n3   option z \"z\"\n2   list dns \"one\"\n4   list dns \"two\"\n", "",
+			"1 config a \"\"\n2   list dns \"one\"\n4   list dns \"two\"\n3   option z \"z\"\n", "",
 		},
 		{
-			"option after list replaces it",
-			"config a\nlist dns 'one'\nlist dns 'two'\noption dns 'three'\n",
-			"1 config a \"\"\n4   option dns \"three\"\n", "",
+			"option after list replaces it in its place (uci_set)",
+			"config a\nlist dns 'one'\nlist dns 'two'\noption z z\noption dns 'three'\n",
+			"1 config a \"\"\n5   option dns \"three\"\n4   option z \"z\"\n", "",
 		},
 		{
-			"a new value moves the option last",
-			"config a\noption x '1'\noption y '2'\noption x '3'\n",
-			"1 config a \"\"\n3   option y \"2\"\n4   option x \"3\"\n", "",
+			// uci_set allocates the new option right after the old one
+			// (or copies a value of the same length over it).
+			"a new value keeps the option's place (uci_set)",
+			"config a\noption x '1'\noption y '2'\noption x '3'\noption w '4'\noption w '44'\n",
+			"1 config a \"\"\n4   option x \"3\"\n3   option y \"2\"\n6   option w \"44\"\n", "",
+		},
+		{
+			"option, list, option keeps the first place",
+			"config a\noption x 1\nlist x 2\noption y 3\noption x 4\n",
+			"1 config a \"\"\n5   option x \"4\"\n4   option y \"3\"\n", "",
 		},
 		{
 			"the same value keeps place and line",
@@ -173,9 +190,120 @@ func TestParse(t *testing.T) {
 			"1 config a \"b\"\n1   option x \"y\"\n1   option z \"w\"\n", "",
 		},
 		{
-			"bare word directly before a semicolon",
+			// parse_str ends a bare word by writing NUL where it
+			// stopped: on the ';', which libuci then never sees, and
+			// the rest of the line with it.
+			"bare word directly before a semicolon hides the rest of the line (parse_str)",
 			"config a b;option c d;option e f\n",
-			"1 config a \"b\"\n1   option c \"d\"\n1   option e \"f\"\n", "",
+			"1 config a \"b\"\n",
+			"test:1: config: libuci ignores the rest of the line after a ';' that directly follows an unquoted word; put a space before the ';' or start a new line",
+		},
+		{
+			"a value directly before a semicolon",
+			"config a\noption c d;option e f\n",
+			"1 config a \"\"\n2   option c \"d\"\n",
+			"test:2: option c: libuci ignores the rest of the line after a ';' that directly follows an unquoted word; put a space before the ';' or start a new line",
+		},
+		{
+			"an option name directly before a semicolon",
+			"config a\noption x;option y z\n",
+			"1 config a \"\"\n",
+			"test:2: option: libuci ignores the rest of the line after a ';' that directly follows an unquoted word; put a space before the ';' or start a new line",
+		},
+		{
+			"nothing but blanks and a comment after such a semicolon",
+			"config a;;\noption x y; # c\noption z w;\noption n;\n",
+			"1 config a \"\"\n2   option x \"y\"\n3   option z \"w\"\n", "",
+		},
+		{
+			// An escape or a quote moves the decoded word behind the
+			// input, so the NUL misses the ';', which then separates.
+			"an escaped or quoted word before a semicolon",
+			"config a\noption x y\\z;option c d\noption e 'f';option g h\n",
+			"1 config a \"\"\n2   option x \"yz\"\n2   option c \"d\"\n3   option e \"f\"\n3   option g \"h\"\n", "",
+		},
+		{
+			// next_arg takes a ';' where an argument starts as an empty
+			// argument; assert_eol then reads the next statement's
+			// keyword as one argument too many.
+			"a semicolon where the section name would be (next_arg, assert_eol)",
+			"config a ; option x y\n",
+			"",
+			"test:1: config: too many arguments: libuci reads that ';' as an empty argument, not as the end of the statement (start a new line instead)",
+		},
+		{
+			"a semicolon where the value would be",
+			"config a\noption x ; option y z\n",
+			"1 config a \"\"\n",
+			"test:2: option x: too many arguments: libuci reads that ';' as an empty argument, not as the end of the statement (start a new line instead)",
+		},
+		{
+			"two semicolons: an empty name, then the end of the statement",
+			"config a ; ; option x y\n",
+			"1 config a \"\"\n1   option x \"y\"\n", "",
+		},
+		{
+			// After assert_eol took the ';', strtok(" \t") finds the
+			// line end and uci_parse_line calls it an invalid command.
+			"a semicolon after a quoted value at the end of the line",
+			"config a\noption x 'y';\noption z 'w'; \noption v 'u';# c\n",
+			"1 config a \"\"\n2   option x \"y\"\n3   option z \"w\"\n4   option v \"u\"\n",
+			"test:2: ';' with no statement after it on the line (libuci takes the line end for a command; remove the ';')\n" +
+				"test:3: ';' with no statement after it on the line (libuci takes the line end for a command; remove the ';')",
+		},
+		{
+			"a line starting with a semicolon",
+			"config a\n;option x y\n",
+			"1 config a \"\"\n",
+			"test:2: a statement cannot start with ';'",
+		},
+		{
+			// strtok(" \t") cuts the keyword: other white space is part
+			// of it.
+			"a keyword ends only at a space or a tab (uci_parse_line)",
+			"config\ta\n\toption\tx\ty\nconfig\vb\nconfig\rc\nconfig#d\n",
+			"1 config a \"\"\n2   option x \"y\"\n",
+			"test:3: \"config\" must be followed by a space or a tab\n" +
+				"test:4: \"config\" must be followed by a space or a tab\n" +
+				"test:5: unknown command (a statement starts with config, option, list or package)",
+		},
+		{
+			// parse_backslash pulls in the next line and parse_str
+			// goes on only if it does not start with white space.
+			"a continued word stops at the next line's indentation",
+			"config a\noption x ab\\\n  cd\noption y z\n",
+			"1 config a \"\"\n4   option y \"z\"\n",
+			"test:3: option x: too many arguments (quote a value that contains spaces)",
+		},
+		{
+			"a backslash before a CR that does not end the line",
+			"config a\noption x a\\\rb\n",
+			"1 config a \"\"\n2   option x \"a\\rb\"\n", "",
+		},
+		{
+			"CR alone does not end a line",
+			"config a\roption x y\r",
+			"",
+			"test:1: config: too many arguments (quote a value that contains spaces)",
+		},
+		{
+			// uci_fixup_section names an anonymous section cfg, the
+			// section count and a hash of its type; uci_parse_config
+			// looks a name up among those too.
+			"libuci's generated name reopens an anonymous section (uci_fixup_section)",
+			"config a\noption x 1\nconfig b 'n'\nconfig a\nconfig a 'cfg03b606'\noption y 2\nconfig a 'cfg01b606'\noption z 3\n",
+			"1 config a \"\"\n2   option x \"1\"\n8   option z \"3\"\n3 config b \"n\"\n4 config a \"\"\n6   option y \"2\"\n", "",
+		},
+		{
+			"a named section reopened: values replaced in place",
+			"config a 'm'\noption x 1\nconfig b\noption y 2\nconfig a 'm'\noption z 3\noption x 4\n",
+			"1 config a \"m\"\n7   option x \"4\"\n6   option z \"3\"\n3 config b \"\"\n4   option y \"2\"\n", "",
+		},
+		{
+			"package directly before a semicolon",
+			"package foo;config a\n",
+			"package foo\n",
+			"test:1: package: libuci ignores the rest of the line after a ';' that directly follows an unquoted word; put a space before the ';' or start a new line",
 		},
 		{
 			"trailing and doubled semicolons",
@@ -327,6 +455,12 @@ func TestParse(t *testing.T) {
 			"test:2: option: missing name",
 		},
 		{
+			"keyword at the end of the file",
+			"config a\nlist",
+			"1 config a \"\"\n",
+			"test:2: list: missing name",
+		},
+		{
 			"invalid section name",
 			"config gogoc 'my-main'\noption x y\n",
 			"",
@@ -470,9 +604,20 @@ config gogoc
 		{"@[2]", "1"},
 		{"@gogoc", "-"},
 		{"@gogoc[x]", "-"},
+		// uci_fixup_section's names: cfg, the section's number, the
+		// hash of "gogoc" (checked against the real uci show -X).
+		{"cfg017ef4", "0"},
+		{"cfg047ef4", "2"},
+		{"cfg027ef4", "-"},
+		{"cfg037ef4", "-"},
 		{"@gogoc[0]x", "-"},
 		{"@go goc[0]", "-"},
 		{"", "-"},
+	}
+	for i, want := range []string{"cfg017ef4", "x", "main", "cfg047ef4"} {
+		if got := f.ID(i); got != want {
+			t.Errorf("ID(%d) = %s, want %s", i, got, want)
+		}
 	}
 	for _, tt := range tests {
 		s := f.Section(tt.ref)

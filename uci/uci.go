@@ -1,35 +1,43 @@
 // Package uci reads and writes OpenWrt UCI configuration files with the
-// grammar of libuci (file.c), so that a file edited by LuCI or `uci set`
-// means the same thing to gogoc as it does to the rest of the router.
+// grammar of libuci (file.c, list.c), so that a file edited by LuCI or `uci
+// set` means the same thing to gogoc as it does to `uci get` and to the
+// shell scripts that read it through `uci export`.
 //
-// Grammar, per physical line, statements separated by ';':
+// Grammar, per line, statements separated by ';':
 //
 //	package <name>
 //	config <type> [<name>]
 //	option <name> [<value>]
 //	list <name> [<value>]
 //
-// The keywords may be shortened to p, c, o and l as libuci allows. A word is
-// single-quoted (literal, may span lines), double-quoted (backslash escapes
-// the next byte, may span lines) or bare (backslash escapes the next byte);
-// adjacent pieces join ('ab'"cd"ef is "abcdef"), and a backslash at the end
-// of a line continues the word on the next one. Outside quotes '#' starts a
-// comment, also in the middle of a word, as in libuci.
+// The keywords may be shortened to p, c, o and l, and must be followed by a
+// space or a tab. A word is single-quoted (literal, may span lines),
+// double-quoted (backslash escapes the next byte, may span lines) or bare
+// (backslash escapes the next byte); adjacent pieces join ('ab'"cd"ef is
+// "abcdef"), and a backslash at the end of a line continues the word on the
+// next one. Outside quotes '#' starts a comment, also in the middle of a
+// word.
 //
-// Semantics follow libuci's strict mode: an option statement with an empty
-// value removes the option (an empty quoted value leaves it unset), a list
-// statement appends (turning an earlier plain option into the list's first item), a
-// later option statement replaces the earlier one, and a named section that
-// appears twice is one section whose type must not change.
+// Semantics are libuci's while it loads a file in strict mode (the mode of
+// `uci get` and of `uci export`): an option statement with an empty value
+// does nothing (uci_set on a pointer that was never looked up), a later
+// option statement replaces the value in the option's place, a list
+// statement appends (turning an earlier plain option into the list's first
+// item, in the same place), and a named section that appears twice is one
+// section whose type must not change. An anonymous section has libuci's
+// generated name (cfgNNhhhh) too, and a later `config` with that name
+// reopens it.
 //
-// Deliberate differences from libuci, both where libuci loses data silently:
-// a bare word directly followed by ';' (option a b;option c d) ends the word
-// and the next statement is read, where libuci drops the rest of the line;
-// and a ';' at the end of a line is accepted, where libuci reports an
-// invalid command.
+// libuci's ';' is not a plain separator: it ends the line when it directly
+// follows an unquoted word, is an empty argument where an argument may
+// stand, and leaves an "invalid command" when nothing follows it. The parser
+// follows that, reports what libuci reports as an error, and also reports
+// the one case where libuci silently drops the rest of a line, so a file
+// this package accepts reads the same everywhere on the router.
 package uci
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -80,15 +88,19 @@ func (o *Option) Line() int {
 	return o.Lines[len(o.Lines)-1]
 }
 
-// Section returns the section that ref names: a section name ("main") or
-// libuci's extended form "@type[N]", where N counts sections of that type
-// from 0, or from the end when negative (@gogoc[-1] is the last one); an empty
-// type ("@[0]") counts sections of any type. It returns nil when there is no
+// Section returns the section that ref names: a section name ("main"), the
+// name libuci generated for an anonymous section ("cfg01b606"), or libuci's
+// extended form "@type[N]", where N counts sections of that type from 0, or
+// from the end when negative (@gogoc[-1] is the last one); an empty type
+// ("@[0]") counts sections of any type. It returns nil when there is no
 // such section or ref is malformed.
 func (f *File) Section(ref string) *Section {
 	if !strings.HasPrefix(ref, "@") {
-		for _, s := range f.Sections {
-			if s.Name != "" && s.Name == ref {
+		if ref == "" {
+			return nil
+		}
+		for i, s := range f.Sections {
+			if s.Name == ref || s.Name == "" && autoName(i+1, s.Type) == ref {
 				return s
 			}
 		}
@@ -123,6 +135,32 @@ func (f *File) Section(ref string) *Section {
 		idx--
 	}
 	return nil
+}
+
+// ID returns the name libuci knows section i by: its own name, or for an
+// anonymous section the one uci_fixup_section gives it when it is created
+// (what `uci show -X` prints and `uci -n export` writes).
+func (f *File) ID(i int) string {
+	s := f.Sections[i]
+	if s.Name != "" {
+		return s.Name
+	}
+	return autoName(i+1, s.Type)
+}
+
+// autoName is uci_fixup_section's name for the n-th section created in the
+// package when it is anonymous: "cfg", n in hex (two digits or more), and
+// the low 16 bits of the djb hash of its type. Options are not hashed: the
+// section has none yet when the name is made. Sections are never removed
+// or recreated here, so n is the section's position plus one.
+func autoName(n int, typ string) string {
+	h := uint32(5381)
+	for i := 0; i < len(typ); i++ {
+		// libuci adds a char; types are ASCII, so its sign never matters.
+		h = h*33 + uint32(typ[i])
+	}
+	h &= 0x7fffffff
+	return fmt.Sprintf("cfg%02x%04x", n, h%(1<<16))
 }
 
 // AddSection appends a section, or, when a section with that name exists,
@@ -160,31 +198,53 @@ func (s *Section) index(name string) int {
 	return -1
 }
 
-// Set gives the option one value, replacing any option or list of that name.
-// An empty value removes the option, as in libuci.
-func (s *Section) Set(name, value string) { s.set(name, value, 0) }
-
-// AddList appends a value to the list called name; an existing plain option
-// of that name becomes the list's first item.
-func (s *Section) AddList(name, value string) { s.addList(name, value, 0) }
-
-func (s *Section) set(name, value string, line int) {
-	i := s.index(name)
-	if i >= 0 {
-		o := s.Options[i]
-		// libuci leaves an option alone when it is set to the value it has.
-		if value != "" && !o.List && o.Values[0] == value {
-			return
+// Set gives the option one value in the option's place, replacing any
+// option or list of that name; a new option goes last. An empty value
+// removes the option, as `uci set pkg.sec.opt=` does (uci_set on a
+// pointer that was looked up). In a file an empty value does nothing
+// instead; Parse follows that.
+func (s *Section) Set(name, value string) {
+	if value == "" {
+		if i := s.index(name); i >= 0 {
+			s.Options = append(s.Options[:i], s.Options[i+1:]...)
 		}
-		s.remove(i)
+		return
 	}
+	s.set(name, value, 0)
+}
+
+// parsedSet is an option statement of a file: uci_set with a pointer
+// filled in by the parser, never looked up, so an empty value leaves
+// everything as it was.
+func (s *Section) parsedSet(name, value string, line int) {
 	if value == "" {
 		return
 	}
-	// A replaced option moves to the end, as libuci frees and re-adds it.
-	s.Options = append(s.Options, &Option{Name: name, Values: []string{value}, Lines: []int{line}})
+	s.set(name, value, line)
 }
 
+// set replaces in place: uci_set allocates the new option right after
+// the old one and frees the old one (or copies a value of the same length
+// over it), so the option keeps its position; an equal value is left
+// alone, line included.
+func (s *Section) set(name, value string, line int) {
+	o := &Option{Name: name, Values: []string{value}, Lines: []int{line}}
+	i := s.index(name)
+	switch {
+	case i < 0:
+		s.Options = append(s.Options, o)
+	case !s.Options[i].List && s.Options[i].Values[0] == value:
+	default:
+		s.Options[i] = o
+	}
+}
+
+// AddList appends a value to the list called name; an existing plain option
+// of that name becomes the list's first item, in the option's place.
+func (s *Section) AddList(name, value string) { s.addList(name, value, 0) }
+
+// addList is uci_add_list: a plain option turns into a list allocated
+// right after it (so in its place) whose first item is the old value.
 func (s *Section) addList(name, value string, line int) {
 	i := s.index(name)
 	if i < 0 {
@@ -192,18 +252,9 @@ func (s *Section) addList(name, value string, line int) {
 		return
 	}
 	o := s.Options[i]
-	if !o.List {
-		// libuci builds a new list from the old string and puts it last.
-		s.remove(i)
-		o = &Option{Name: name, List: true, Values: o.Values, Lines: o.Lines}
-		s.Options = append(s.Options, o)
-	}
+	o.List = true
 	o.Values = append(o.Values, value)
 	o.Lines = append(o.Lines, line)
-}
-
-func (s *Section) remove(i int) {
-	s.Options = append(s.Options[:i], s.Options[i+1:]...)
 }
 
 // validName reports whether s is a valid section or option name: libuci

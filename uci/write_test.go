@@ -137,7 +137,7 @@ func TestWritePassesWriterError(t *testing.T) {
 func TestRoundTrip(t *testing.T) {
 	files := []string{
 		"config gogoc 'main'\n\toption enabled '0'\n\toption server 'broker.example.net'\n",
-		"# comment\nconfig gogoc\n  option passwd \"p'w \\\"x\\\"\"\n  list dns_server ns1; list dns_server ns2\n",
+		"# comment\nconfig gogoc\n  option passwd \"p'w \\\"x\\\"\"\n  list dns_server ns1 ; list dns_server ns2\n",
 		"package net\nconfig interface 'lan'\n\toption proto 'static'\n\tlist ipaddr '192.168.1.1/24'\n\nconfig interface 'wan'\n\toption proto 'dhcp'\n",
 		"config a\noption text 'multi\nline\n'\noption x 'it'\\''s'\nlist l ''\n",
 		"config 'we;ird#type'\noption x y\n",
