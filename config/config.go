@@ -117,6 +117,7 @@ const (
 	DefaultKeepaliveMisses  = 3
 	DefaultRouteMetric      = 1024
 	DefaultTCPFallbackDelay = 1500 * time.Millisecond
+	DefaultLogRotationKeep  = 3
 )
 
 // Config is one validated configuration. Zero addresses mean "auto".
@@ -171,7 +172,10 @@ type Config struct {
 	LogRotation       bool
 	LogRotationSize   int // KiB: 16, 32, 128 or 1024
 	LogRotationDelete bool
-	SyslogFacility    SyslogFacility
+	// LogRotationKeep is how many rotated log files are kept (the old
+	// client kept all of them, in a router's RAM).
+	LogRotationKeep int
+	SyslogFacility  SyslogFacility
 
 	// HACCESS and DS-Lite were never part of the Linux client; their keys
 	// are checked as the old client did and otherwise unused.
@@ -223,6 +227,7 @@ func Defaults(f Format) Config {
 		LogFilename:       "gogoc.log",
 		LogRotation:       true,
 		LogRotationSize:   32,
+		LogRotationKeep:   DefaultLogRotationKeep,
 		SyslogFacility:    "USER",
 		DSLiteServer:      netip.AddrFrom4([4]byte{192, 0, 0, 1}),
 		DSLiteClient:      netip.AddrFrom4([4]byte{192, 0, 0, 2}),

@@ -95,25 +95,55 @@ func TestUCIMapping(t *testing.T) {
 			check: func(c *Config) string { return want(c.Enabled && c.Server == "b.example.net", "main read") },
 		},
 		{
-			name:  "first anonymous gogoc section",
-			in:    "config gogoc\n\t" + ok + "\n",
-			check: func(c *Config) string { return want(c.Server == "b.example.net", "anonymous read") },
+			// The init script, the hotplug hook, LuCI and `uci set`
+			// all use gogoc.main; an unnamed section is invisible to
+			// them, so the daemon must not run on it either.
+			name: "an unnamed gogoc section alone is refused",
+			in:   "config gogoc\n\t" + ok + "\n\toption enabled '1'\n",
+			errs: "/etc/config/gogoc:1: no config gogoc 'main' section: an unnamed config gogoc section is not read by " +
+				"OpenWrt's scripts or LuCI, which use gogoc.main; name it 'main' (config gogoc 'main')",
 		},
 		{
-			name:     "main wins over anonymous, others warned about",
-			in:       "config gogoc\n\toption server 'other.example.net'\nconfig gogoc 'main'\n\t" + ok + "\n",
-			check:    func(c *Config) string { return want(c.Server == "b.example.net", "main read") },
-			warnings: "/etc/config/gogoc:1: config gogoc section ignored: only 'main', or the first unnamed gogoc section, is read",
+			name:  "main wins over anonymous, others warned about",
+			in:    "config gogoc\n\toption server 'other.example.net'\nconfig gogoc 'main'\n\t" + ok + "\nconfig gogoc 'spare'\n",
+			check: func(c *Config) string { return want(c.Server == "b.example.net", "main read") },
+			warnings: "/etc/config/gogoc:1: an unnamed config gogoc section ignored: only config gogoc 'main' is read\n" +
+				`/etc/config/gogoc:6: config gogoc section "spare" ignored: only config gogoc 'main' is read`,
 		},
 		{
 			name: "no gogoc section",
-			in:   "config other 'main'\n\toption server 'x'\n",
+			in:   "config other 'x'\n\toption server 'x'\n",
 			errs: "/etc/config/gogoc: no config gogoc 'main' section",
+		},
+		{
+			name: "main of another type",
+			in:   "config other 'main'\n\toption server 'x'\n",
+			errs: `/etc/config/gogoc:1: section 'main' has type "other"; write config gogoc 'main'`,
 		},
 		{
 			name: "a wrongly named section",
 			in:   "\nconfig gogoc 'tunnel'\n\t" + ok + "\n",
-			errs: `/etc/config/gogoc:2: no config gogoc 'main' section; name this section 'main' instead of "tunnel"`,
+			errs: `/etc/config/gogoc:2: no config gogoc 'main' section: a config gogoc section named "tunnel" is not read by ` +
+				"OpenWrt's scripts or LuCI, which use gogoc.main; name it 'main' (config gogoc 'main')",
+		},
+		{
+			// uci_set while parsing a file: an empty value is a no-op,
+			// so `uci get gogoc.main.server` still gives the broker.
+			name: "an empty option after a value keeps the value, as in libuci",
+			in: "config gogoc 'main'\n\toption server 'b.example.net'\n\toption auth_method 'anonymous'\n" +
+				"\toption server ''\n\toption server\n\toption auth_method \"\"\n",
+			check: func(c *Config) string {
+				return want(c.Server == "b.example.net" && c.AuthMethod == AuthAnonymous, "values kept")
+			},
+		},
+		{
+			// libuci lets a later `config gogoc 'cfg01...'` reopen the
+			// first unnamed section; the options land in it, not in main.
+			name: "libuci's generated name reopens the unnamed section",
+			in: "config gogoc\n\toption server 'other.example.net'\nconfig gogoc 'main'\n\t" + ok +
+				"\nconfig gogoc 'cfg017ef4'\n\toption enabled '1'\n",
+			check:    func(c *Config) string { return want(c.Server == "b.example.net" && !c.Enabled, "main alone read") },
+			warnings: "/etc/config/gogoc:1: an unnamed config gogoc section ignored: only config gogoc 'main' is read",
 		},
 		{
 			name: "lists for dns_server and dns_servers_ra",
@@ -138,7 +168,7 @@ func TestUCIMapping(t *testing.T) {
 		{
 			name: "UCI booleans",
 			in: uciFile(ok, "option enabled 'on'", "option keepalive 'false'", "option proxy_client 'no'",
-				"option auto_retry_connect 'disabled'", "option always_use_same_server 'Enabled'", "option log_rotation '0'"),
+				"option auto_retry_connect 'disabled'", "option always_use_same_server 'enabled'", "option log_rotation '0'"),
 			check: func(c *Config) string {
 				return want(c.Enabled && !c.Keepalive && !c.ProxyClient && !c.AutoRetryConnect && c.AlwaysUseSameServer && !c.LogRotation, "booleans")
 			},
@@ -179,10 +209,42 @@ func TestUCIMapping(t *testing.T) {
 			},
 		},
 		{
-			name: "enums ignore case",
-			in:   uciFile("option server 'b.example.net'", "option auth_method 'ANONYMOUS'", "option tunnel_mode 'V6V4'", "option syslog_facility 'local3'"),
+			// get_bool in functions.sh matches these words exactly and
+			// returns the default for anything else: 'YES' is "off" to
+			// the init script. The daemon must not read it as "on".
+			name: "booleans OpenWrt reads differently are refused",
+			in:   uciFile(ok, "option enabled 'YES'", "option keepalive 'On'", "option log_rotation ' 1'", "option proxy_client 'y'"),
+			errs: `/etc/config/gogoc:4: option enabled: "YES" is not a boolean (use yes/no, 1/0, on/off, true/false or enabled/disabled); ` +
+				"did you mean yes? Values are case-sensitive, as OpenWrt's scripts and the old client read them\n" +
+				`/etc/config/gogoc:5: option keepalive: "On" is not a boolean (use yes/no, 1/0, on/off, true/false or enabled/disabled); ` +
+				"did you mean on? Values are case-sensitive, as OpenWrt's scripts and the old client read them\n" +
+				`/etc/config/gogoc:6: option log_rotation: " 1" is not a boolean (use yes/no, 1/0, on/off, true/false or enabled/disabled)` + "\n" +
+				`/etc/config/gogoc:7: option proxy_client: "y" is not a boolean (use yes/no, 1/0, on/off, true/false or enabled/disabled)`,
+		},
+		{
+			// The init script and the helper compare host_type, ra and
+			// the others with = in exact case.
+			name: "enums are case-sensitive",
+			in: uciFile("option server 'b.example.net'", "option auth_method 'ANONYMOUS'", "option host_type 'Router'",
+				"option ra 'Builtin'", "option tunnel_mode 'V6V4'", "option syslog_facility 'local3'", "option client_v4 'AUTO'"),
+			errs: `/etc/config/gogoc:3: option auth_method: "ANONYMOUS" is not one of anonymous, any, plain, digest-md5, passdss-3des-1; ` +
+				"did you mean anonymous? Values are case-sensitive, as OpenWrt's scripts and the old client read them\n" +
+				`/etc/config/gogoc:4: option host_type: "Router" is not one of host, router; ` +
+				"did you mean router? Values are case-sensitive, as OpenWrt's scripts and the old client read them\n" +
+				`/etc/config/gogoc:5: option ra: "Builtin" is not one of builtin, none; ` +
+				"did you mean builtin? Values are case-sensitive, as OpenWrt's scripts and the old client read them\n" +
+				`/etc/config/gogoc:6: option tunnel_mode: "V6V4" is not one of v6anyv4, v6v4, v6udpv4, v4v6; ` +
+				"did you mean v6v4? Values are case-sensitive, as OpenWrt's scripts and the old client read them\n" +
+				`/etc/config/gogoc:7: option syslog_facility: "local3" is not one of USER, LOCAL0, LOCAL1, LOCAL2, LOCAL3, LOCAL4, LOCAL5, LOCAL6, LOCAL7; ` +
+				"did you mean LOCAL3? Values are case-sensitive, as OpenWrt's scripts and the old client read them\n" +
+				`/etc/config/gogoc:8: option client_v4: "AUTO" is not a dotted-quad IPv4 address; ` +
+				"did you mean auto? Values are case-sensitive, as OpenWrt's scripts and the old client read them",
+		},
+		{
+			name: "enums in their own case",
+			in:   uciFile("option server 'b.example.net'", "option auth_method 'anonymous'", "option tunnel_mode 'v6v4'", "option syslog_facility 'LOCAL3'"),
 			check: func(c *Config) string {
-				return want(c.TunnelMode == TunnelV6V4 && c.SyslogFacility == "LOCAL3", "folded enums")
+				return want(c.TunnelMode == TunnelV6V4 && c.SyslogFacility == "LOCAL3", "enums")
 			},
 		},
 	}
@@ -346,9 +408,13 @@ func TestValueChecks(t *testing.T) {
 		{"option prefixlen '+5'", `"+5" is not a whole number`},
 		{"option prefixlen '99999999999999999999999'", "99999999999999999999999 out of range 1..128"},
 		{"option if_prefix 'br-lan'", ""},
-		{"option if_prefix 'br/lan'", `"br/lan" holds '/'; allowed are letters, digits and - _ .`},
+		{"option if_prefix 'br/lan'", `"br/lan" holds '/' at character 3; allowed are letters, digits and - _ .`},
+		// A non-ASCII byte is named as a byte at its place, not as the
+		// rune a lone byte would be mistaken for ('\xc3' is not 'Ã').
+		{"option if_prefix 'brü'", `"brü" holds byte \xc3 at character 3; allowed are letters, digits and - _ .`},
+		{"option wan_interface 'w\xe4n'", `"w\xe4n" holds byte \xe4 at character 2; allowed are letters`},
 		{"option if_prefix '..'", `".." is not an interface name`},
-		{"option if_tunnel_v6udpv4 'tun_0'", `"tun_0" holds '_'; allowed are letters, digits and - .`},
+		{"option if_tunnel_v6udpv4 'tun_0'", `"tun_0" holds '_' at character 4; allowed are letters, digits and - .`},
 		{"option dns_server 'ns1.example.net'", ""},
 		{"option dns_server '2001:db8::1'", "2001:db8::1 is an address; dns_server takes the name servers' host names"},
 		{"list dns_server '192.0.2.53'", "192.0.2.53 is an address"},
@@ -385,6 +451,8 @@ func TestValueChecks(t *testing.T) {
 		{"option dns_servers_ra 'ff02::1'", "ff02::1 is not a unicast IPv6 address"},
 		{"option dns_servers_ra '::ffff:192.0.2.1'", "::ffff:192.0.2.1 is not a unicast IPv6 address"},
 		{"option tcp_fallback_delay '60001'", "60001 out of range 0..60000"},
+		{"option log_rotation_keep '0'", "0 out of range 1..100"},
+		{"option log_rotation_keep '10'", ""},
 		{"option wan_interface 'wan 2'", `"wan 2" holds ' '`},
 		{"option gogoc_dir '/usr/share/gogoc'", ""},
 		{"option haccess_document_root 'a\tb'", "character 2 is a control character"},
@@ -470,13 +538,13 @@ func TestEntries(t *testing.T) {
 		got[e.Key] = e.Value
 		order = append(order, e.Key)
 	}
-	if len(got) != len(keys) || order[0] != "enabled" || order[1] != "userid" || order[len(order)-1] != "tcp_fallback_delay" {
+	if len(got) != len(keys) || order[0] != "enabled" || order[1] != "userid" || order[len(order)-1] != "log_rotation_keep" {
 		t.Errorf("order: %v", order)
 	}
 	for k, v := range map[string]string{
 		"enabled": "no", "passwd": "********", "retry_delay": "30", "tcp_fallback_delay": "1500",
 		"client_v4": "auto", "dns_server": "a.example:b.example", "dns_servers_ra": "2001:db8::53,2001:db8::54",
-		"subnet_id": "ab", "keepalive_timeout": "5", "syslog_facility": "USER",
+		"subnet_id": "ab", "keepalive_timeout": "5", "syslog_facility": "USER", "log_rotation_keep": "3",
 	} {
 		if got[k] != v {
 			t.Errorf("%s=%q, want %q", k, got[k], v)

@@ -56,9 +56,9 @@ var keys = []keyDef{
 		_, _, err := SplitServer(v)
 		return err
 	}),
-	enumKey("auth_method", func(c *Config) *AuthMethod { return &c.AuthMethod }, strings.ToLower,
+	enumKey("auth_method", func(c *Config) *AuthMethod { return &c.AuthMethod },
 		AuthAnonymous, AuthAny, AuthPlain, AuthDigestMD5, AuthPassDSS),
-	enumKey("host_type", func(c *Config) *HostType { return &c.HostType }, strings.ToLower,
+	enumKey("host_type", func(c *Config) *HostType { return &c.HostType },
 		HostTypeHost, HostTypeRouter),
 	intKey("prefixlen", 1, 128, func(c *Config) *int { return &c.PrefixLen }),
 	stringKey("if_prefix", func(c *Config) *string { return &c.IfPrefix }, func(v string) error {
@@ -99,15 +99,15 @@ var keys = []keyDef{
 	{
 		name: "tunnel_mode",
 		set: func(c *Config, v string) error {
-			m := TunnelMode(strings.ToLower(v))
-			switch m {
+			switch m := TunnelMode(v); m {
 			case TunnelV6AnyV4, TunnelV6V4, TunnelV6UDPV4, TunnelV4V6:
 				c.TunnelMode = m
 				return nil
 			case tunnelDSLite:
 				return errors.New("dslite is not supported: the old client never had DS-Lite on Linux either; use " + modesSupported)
 			}
-			return fmt.Errorf("%q is not one of %s", v, modesSupported)
+			return fmt.Errorf("%q is not one of %s%s", v, modesSupported,
+				caseHint(v, string(TunnelV6AnyV4), string(TunnelV6V4), string(TunnelV6UDPV4), string(TunnelV4V6)))
 		},
 		get: func(c *Config) []string { return []string{string(c.TunnelMode)} },
 	},
@@ -139,7 +139,7 @@ var keys = []keyDef{
 		get: func(c *Config) []string { return []string{strconv.Itoa(c.LogRotationSize)} },
 	},
 	boolKey("log_rotation_delete", func(c *Config) *bool { return &c.LogRotationDelete }),
-	enumKey("syslog_facility", func(c *Config) *SyslogFacility { return &c.SyslogFacility }, strings.ToUpper,
+	enumKey("syslog_facility", func(c *Config) *SyslogFacility { return &c.SyslogFacility },
 		"USER", "LOCAL0", "LOCAL1", "LOCAL2", "LOCAL3", "LOCAL4", "LOCAL5", "LOCAL6", "LOCAL7"),
 	boolKey("haccess_proxy_enabled", func(c *Config) *bool { return &c.HaccessProxyEnabled }),
 	boolKey("haccess_web_enabled", func(c *Config) *bool { return &c.HaccessWebEnabled }),
@@ -153,11 +153,11 @@ var keys = []keyDef{
 		}
 		return checkCharset(v, "-_.")
 	}),
-	enumKey("ra", func(c *Config) *RAMode { return &c.RA }, strings.ToLower, RABuiltin, RANone),
-	enumKey("data_plane", func(c *Config) *DataPlane { return &c.DataPlane }, strings.ToLower,
+	enumKey("ra", func(c *Config) *RAMode { return &c.RA }, RABuiltin, RANone),
+	enumKey("data_plane", func(c *Config) *DataPlane { return &c.DataPlane },
 		DataPlaneAuto, DataPlaneKernel, DataPlaneUserspace),
 	stringKey("status_file", func(c *Config) *string { return &c.StatusFile }, checkStatusFile),
-	enumKey("server_key_policy", func(c *Config) *KeyPolicy { return &c.ServerKeyPolicy }, strings.ToLower,
+	enumKey("server_key_policy", func(c *Config) *KeyPolicy { return &c.ServerKeyPolicy },
 		KeyPolicyStrict, KeyPolicyTOFU, KeyPolicyAccept),
 	stringKey("known_keys", func(c *Config) *string { return &c.KnownKeys }, checkFilename),
 	intKey("keepalive_misses", 1, 100, func(c *Config) *int { return &c.KeepaliveMisses }),
@@ -200,6 +200,8 @@ var keys = []keyDef{
 		},
 	},
 	durationKey("tcp_fallback_delay", time.Millisecond, 0, 60000, func(c *Config) *time.Duration { return &c.TCPFallbackDelay }),
+	// 0 would mean log_rotation_delete, which says it already.
+	intKey("log_rotation_keep", 1, 100, func(c *Config) *int { return &c.LogRotationKeep }),
 }
 
 // ignoredKeys are accepted for old files and have no effect, with the
@@ -252,16 +254,30 @@ func boolKey(name string, field func(*Config) *bool) keyDef {
 	}
 }
 
-// parseBool accepts what UCI scripts (config_get_bool) and the old yes/no
-// keys accept, in any case.
+// parseBool accepts exactly what OpenWrt's get_bool (functions.sh, behind
+// config_get_bool) reads as true or false: any other spelling, 'YES' or
+// ' 1' say, is its default there, so a script and the daemon would
+// disagree. The old client's yes/no are among them.
 func parseBool(v string) (bool, error) {
-	switch strings.ToLower(v) {
-	case "1", "yes", "on", "true", "enabled":
+	switch v {
+	case "1", "on", "true", "yes", "enabled":
 		return true, nil
-	case "0", "no", "off", "false", "disabled":
+	case "0", "off", "false", "no", "disabled":
 		return false, nil
 	}
-	return false, fmt.Errorf("%q is not a boolean (use yes/no, 1/0, on/off, true/false or enabled/disabled)", v)
+	return false, fmt.Errorf("%q is not a boolean (use yes/no, 1/0, on/off, true/false or enabled/disabled)%s", v,
+		caseHint(v, "1", "on", "true", "yes", "enabled", "0", "off", "false", "no", "disabled"))
+}
+
+// caseHint names the allowed value v differs from only in case: OpenWrt's
+// scripts compare values exactly, so the daemon does too.
+func caseHint(v string, allowed ...string) string {
+	for _, a := range allowed {
+		if strings.EqualFold(v, a) {
+			return fmt.Sprintf("; did you mean %s? Values are case-sensitive, as OpenWrt's scripts and the old client read them", a)
+		}
+	}
+	return ""
 }
 
 // parseNumber accepts decimal digits only, as the old validator did (no
@@ -329,7 +345,9 @@ func durationKey(name string, unit time.Duration, min, max int, field func(*Conf
 	}
 }
 
-func enumKey[T ~string](name string, field func(*Config) *T, fold func(string) string, allowed ...T) keyDef {
+// enumKey accepts exactly one of allowed, in its case, as the init script
+// and LuCI compare them.
+func enumKey[T ~string](name string, field func(*Config) *T, allowed ...T) keyDef {
 	names := make([]string, len(allowed))
 	for i, a := range allowed {
 		names[i] = string(a)
@@ -338,14 +356,13 @@ func enumKey[T ~string](name string, field func(*Config) *T, fold func(string) s
 	return keyDef{
 		name: name,
 		set: func(c *Config, v string) error {
-			f := T(fold(v))
 			for _, a := range allowed {
-				if f == a {
+				if T(v) == a {
 					*field(c) = a
 					return nil
 				}
 			}
-			return fmt.Errorf("%q is not one of %s", v, list)
+			return fmt.Errorf("%q is not one of %s%s", v, list, caseHint(v, names...))
 		},
 		get: func(c *Config) []string { return []string{string(*field(c))} },
 	}
@@ -365,21 +382,22 @@ func addr4Key(name string, field func(*Config) *netip.Addr) keyDef {
 	}
 }
 
-// autoAddrKey is an address key where "auto" (any case) means the zero
-// Addr: let the socket pick.
+// autoAddrKey is an address key where "auto" means the zero Addr: let the
+// socket pick.
 func autoAddrKey(name string, field func(*Config) *netip.Addr, parse func(string) (netip.Addr, error)) keyDef {
 	return keyDef{
 		name: name,
 		set: func(c *Config, v string) error {
-			if strings.EqualFold(v, "auto") {
+			if v == "auto" {
 				*field(c) = netip.Addr{}
 				return nil
 			}
 			a, err := parse(v)
-			if err == nil {
-				*field(c) = a
+			if err != nil {
+				return fmt.Errorf("%w%s", err, caseHint(v, "auto"))
 			}
-			return err
+			*field(c) = a
+			return nil
 		},
 		get: func(c *Config) []string { return []string{autoAddr(*field(c))} },
 	}
@@ -437,7 +455,13 @@ func checkCharset(v, punct string) error {
 		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(punct, c) >= 0 {
 			continue
 		}
-		return fmt.Errorf("%q holds %q; allowed are letters, digits and %s", v, c, spaced(punct))
+		// Name the byte, not a rune: %q of a byte such as 0xc3 (the
+		// first half of a UTF-8 'é') would print 'Ã'.
+		what := fmt.Sprintf("byte \\x%02x", c)
+		if c >= 0x20 && c < 0x7f {
+			what = fmt.Sprintf("%q", rune(c))
+		}
+		return fmt.Errorf("%q holds %s at character %d; allowed are letters, digits and %s", v, what, i+1, spaced(punct))
 	}
 	return nil
 }

@@ -97,10 +97,17 @@ func TestParseLegacy(t *testing.T) {
 		},
 		{
 			name: "boolean spellings",
-			in:   base + "keepalive=No\nauto_retry_connect=TRUE\nalways_use_same_server=on\nlog_rotation=Disabled\nproxy_client=0\n",
+			in:   base + "keepalive=no\nauto_retry_connect=true\nalways_use_same_server=on\nlog_rotation=disabled\nproxy_client=0\n",
 			check: func(c *Config) string {
 				return want(!c.Keepalive && c.AutoRetryConnect && c.AlwaysUseSameServer && !c.LogRotation && !c.ProxyClient, "booleans")
 			},
+		},
+		{
+			// The old client validated exact lower-case yes/no.
+			name: "booleans are case-sensitive",
+			in:   base + "keepalive=No\n",
+			errs: `g.conf:3: keepalive: "No" is not a boolean (use yes/no, 1/0, on/off, true/false or enabled/disabled); ` +
+				"did you mean no? Values are case-sensitive, as OpenWrt's scripts and the old client read them",
 		},
 		{
 			name:     "unknown keys are ignored with a warning",
@@ -133,7 +140,7 @@ func TestParseLegacy(t *testing.T) {
 			name:     "quotes are part of the value",
 			in:       "server=\"broker.example.net\"\nauth_method=anonymous\n",
 			warnings: "g.conf:1: server: the quotes are part of the value: gogoc.conf has no quoting",
-			errs:     `g.conf:1: server: "\"broker.example.net\"" holds '"'; allowed are letters, digits and - . : [ ]`,
+			errs:     `g.conf:1: server: "\"broker.example.net\"" holds '"' at character 1; allowed are letters, digits and - . : [ ]`,
 		},
 		{
 			name: "inline comment hint",

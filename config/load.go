@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/jsklein/gogoc/internal/secret"
 	"github.com/jsklein/gogoc/uci"
 )
 
@@ -132,8 +134,8 @@ func (s *source) unknown(line int, stmt, key, msg string) {
 	if len(key) > 40 {
 		key = key[:40] + "..."
 	}
-	if strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		// Keep control characters off the terminal.
+	if !utf8.ValidString(key) || strings.ContainsFunc(key, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		// Keep control characters and broken UTF-8 off the terminal.
 		key = strconv.Quote(key)
 	}
 	if lower := strings.ToLower(key); lower != key && lookupKey(lower) != nil {
@@ -191,29 +193,41 @@ func (s *source) readUCI(data []byte) {
 	}
 }
 
-// pickSection finds `config gogoc 'main'`, or else the first anonymous
-// gogoc section, and warns about other gogoc sections.
+// pickSection finds `config gogoc 'main'`, the one section every OpenWrt
+// script reads (gogoc.main.* in the init script, the hotplug hook, LuCI and
+// `uci set`). Any other gogoc section, an unnamed one included, is read by
+// none of them, so the daemon ignores it too, with a warning; a file whose
+// only gogoc section is unnamed or otherwise named is refused rather than
+// run on settings the scripts do not see.
 func (s *source) pickSection(f *uci.File) *uci.Section {
-	var pick *uci.Section
-	if m := f.Section("main"); m != nil && m.Type == "gogoc" {
-		pick = m
-	} else {
-		for _, sec := range f.Sections {
-			if sec.Type == "gogoc" && sec.Name == "" {
-				pick = sec
-				break
-			}
-		}
+	pick := f.Section("main")
+	if pick != nil && pick.Type != "gogoc" {
+		s.add(&s.errs, pick.Line, "", "", fmt.Sprintf("section 'main' has type %q; write config gogoc 'main'", pick.Type))
+		return nil
+	}
+	if pick != nil && pick.Name != "main" {
+		// libuci's generated name of an unnamed section is never "main",
+		// but be sure the section really is called main.
+		pick = nil
 	}
 	for _, sec := range f.Sections {
 		if sec.Type != "gogoc" || sec == pick {
 			continue
 		}
 		if pick == nil {
-			s.add(&s.errs, sec.Line, "", "", fmt.Sprintf("no config gogoc 'main' section; name this section 'main' instead of %q", sec.Name))
+			what := fmt.Sprintf("a config gogoc section named %q", sec.Name)
+			if sec.Name == "" {
+				what = "an unnamed config gogoc section"
+			}
+			s.add(&s.errs, sec.Line, "", "", "no config gogoc 'main' section: "+what+
+				" is not read by OpenWrt's scripts or LuCI, which use gogoc.main; name it 'main' (config gogoc 'main')")
 			return nil
 		}
-		s.add(&s.warnings, sec.Line, "", "", "config gogoc section ignored: only 'main', or the first unnamed gogoc section, is read")
+		name := "an unnamed config gogoc section"
+		if sec.Name != "" {
+			name = fmt.Sprintf("config gogoc section %q", sec.Name)
+		}
+		s.add(&s.warnings, sec.Line, "", "", name+" ignored: only config gogoc 'main' is read")
 	}
 	if pick == nil {
 		s.add(&s.errs, 0, "", "", "no config gogoc 'main' section")
@@ -288,7 +302,7 @@ func (s *source) tidy(list Issues) Issues {
 			// Messages never quote passwd itself; this catches the
 			// password turning up elsewhere (as the userid, say). Shorter
 			// ones would garble ordinary words.
-			if len(pw) >= 4 {
+			if secret.Maskable(pw) {
 				i.Msg = strings.ReplaceAll(i.Msg, pw, "********")
 				i.Key = strings.ReplaceAll(i.Key, pw, "********")
 			}

@@ -150,10 +150,10 @@ func TestImportQuoting(t *testing.T) {
 }
 
 // A UCI file read and written again keeps its meaning too (LuCI style,
-// anonymous section, lists).
+// lists).
 func TestUCIRoundTrip(t *testing.T) {
 	in := `
-config gogoc
+config gogoc 'main'
 	option enabled '1'
 	option server 'broker.example.net'
 	option auth_method 'plain'

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jsklein/gogoc/internal/secret"
 )
 
 // reporter is where crossCheck files problems: a file (with lines) or a
@@ -120,7 +122,7 @@ func (c *Config) Validate() error {
 	if len(r.list) == 0 {
 		return nil
 	}
-	if pw := c.Password.Reveal(); len(pw) >= 4 {
+	if pw := c.Password.Reveal(); secret.Maskable(pw) {
 		for _, i := range r.list {
 			i.Msg = strings.ReplaceAll(i.Msg, pw, "********")
 		}

@@ -12,6 +12,18 @@ type String string
 
 const mask = "********"
 
+// MinMasked is the shortest secret worth replacing where it appears in
+// text (a log line, an error message). Searching for a shorter one would
+// garble ordinary words (a one-letter password would mask every "e") and
+// hide nothing: that text says little about a 1-3 character password.
+// Such a password still never reaches a log, because it is carried as a
+// String and every formatting path prints the mask; masking text is the
+// second line of defence, for a value that escaped as a plain string.
+const MinMasked = 4
+
+// Maskable reports whether s is long enough to be masked in text.
+func Maskable(s string) bool { return len(s) >= MinMasked }
+
 // Reveal returns the secret itself, for the code that must put it on the wire.
 func (s String) Reveal() string { return string(s) }
 
