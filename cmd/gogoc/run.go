@@ -164,7 +164,7 @@ func logOptions(c *config.Config, verbose bool, stateDir string, stdout, stderr 
 		Stdout: stdout, StdoutLevel: int(c.LogConsole),
 		Stderr: stderr, StderrLevel: int(c.LogStderr),
 		SyslogLevel: int(c.LogSyslog), SyslogFacility: string(c.SyslogFacility),
-		FileLevel: int(c.LogFile), Rotate: c.LogRotation, RotateSizeKiB: c.LogRotationSize, RotateDelete: c.LogRotationDelete,
+		FileLevel: int(c.LogFile), Rotate: c.LogRotation, RotateSizeKiB: c.LogRotationSize, RotateDelete: c.LogRotationDelete, RotateKeep: c.LogRotationKeep,
 		Secrets: []string{c.Password.Reveal()},
 	}
 	if verbose {

@@ -4,7 +4,8 @@
 // goes to every destination whose level is at least the message's (errors
 // and warnings 1, information 2, debug 3; 0 turns a destination off).
 // Registered secrets are replaced in every line before it is written, a
-// last line of defence behind the rule that nothing logs them.
+// last line of defence behind the rule that nothing logs them (secret.String
+// prints a mask wherever it is formatted).
 //
 // The call style is log/slog's (msg, then key-value pairs) and the line
 // spelling is slog's text handler's, but the package does not use log/slog:
@@ -25,6 +26,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/jsklein/gogoc/internal/secret"
 )
 
 // Options choose the destinations. A level of 0 turns one off.
@@ -44,8 +47,10 @@ type Options struct {
 	Rotate        bool
 	RotateSizeKiB int // default 32
 	RotateDelete  bool
+	RotateKeep    int // rotated files kept beside the log; default 3
 
-	// Secrets are masked wherever they appear in a line.
+	// Secrets are masked wherever they appear in a line, those at least
+	// secret.MinMasked bytes long: a shorter one would garble every line.
 	Secrets []string
 	Now     func() time.Time
 }
@@ -79,39 +84,43 @@ func Writer(w io.Writer, level Level) *Logger {
 // Discard returns a Logger that writes nothing.
 func Discard() *Logger { return nil }
 
-// Close closes the file and the syslog socket.
+// Close closes the file and the syslog socket; later lines go to stdout
+// and stderr only.
 func (l *Logger) Close() error {
 	if l == nil {
 		return nil
 	}
-	l.core.mu.Lock()
-	defer l.core.mu.Unlock()
+	c := l.core
+	c.mu.Lock()
+	file, sl := c.file, c.syslog
+	c.file, c.syslog = nil, nil
+	c.min.Store(int32(c.lowestLevel()))
+	c.mu.Unlock()
 	var errs []error
-	if l.core.file != nil {
-		errs = append(errs, l.core.file.close())
+	if file != nil {
+		errs = append(errs, file.close())
 	}
-	if l.core.syslog != nil {
-		errs = append(errs, l.core.syslog.close())
+	if sl != nil {
+		// Outside the lock: the syslog writer may be waiting for it.
+		errs = append(errs, sl.close())
 	}
 	return errors.Join(errs...)
 }
 
-// Dropped counts lines a destination could not take (syslog down, disk
-// full); logging never blocks or fails the daemon.
+// Dropped counts lines a destination could not take (syslog not reading,
+// disk full); logging never blocks or fails the daemon.
 func (l *Logger) Dropped() uint64 {
 	if l == nil {
 		return 0
 	}
-	l.core.mu.Lock()
-	defer l.core.mu.Unlock()
-	return l.core.dropped
+	return l.core.dropped.Load()
 }
 
 // New opens the destinations. A file that cannot be opened is an error; a
 // missing syslog socket is not (lines are dropped until it appears).
 func New(o Options) (*Logger, error) {
 	c := &core{}
-	if err := c.configure(o); err != nil {
+	if err := c.configure(o, c.notify, &c.dropped); err != nil {
 		return nil, err
 	}
 	return &Logger{core: c}, nil
@@ -122,25 +131,28 @@ func New(o Options) (*Logger, error) {
 // destinations stay.
 func (l *Logger) Reconfigure(o Options) error {
 	n := &core{}
-	if err := n.configure(o); err != nil {
+	if err := n.configure(o, l.core.notify, &l.core.dropped); err != nil {
 		return err
 	}
 	c := l.core
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.file != nil {
-		_ = c.file.close()
-	}
-	if c.syslog != nil {
-		_ = c.syslog.close()
-	}
+	oldFile, oldSyslog := c.file, c.syslog
 	c.o, c.secrets, c.file, c.syslog = n.o, n.secrets, n.file, n.syslog
 	c.min.Store(n.min.Load())
+	c.mu.Unlock()
+	if oldFile != nil {
+		_ = oldFile.close()
+	}
+	if oldSyslog != nil {
+		_ = oldSyslog.close()
+	}
 	return nil
 }
 
-// configure opens what o asks for into c, which is not shared yet.
-func (c *core) configure(o Options) error {
+// configure opens what o asks for into c, which is not shared yet; the
+// syslog writer reports its trouble to notify and counts the lines it drops
+// in dropped.
+func (c *core) configure(o Options, notify func(string), dropped *atomic.Uint64) error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -149,37 +161,45 @@ func (c *core) configure(o Options) error {
 	}
 	c.o = o
 	for _, s := range o.Secrets {
-		if s == "" {
+		if !secret.Maskable(s) {
 			continue
 		}
 		c.secrets = append(c.secrets, s)
 		// An attribute value with a quote, a backslash or a space is
 		// quoted by the text handler: mask that spelling too.
-		if q := strconv.Quote(s); q[1:len(q)-1] != s {
+		if q := strconv.Quote(s); q[1:len(q)-1] != s && secret.Maskable(q[1:len(q)-1]) {
 			c.secrets = append(c.secrets, q[1:len(q)-1])
 		}
 	}
+	var fac int
 	if o.SyslogLevel > 0 {
-		fac, err := facility(o.SyslogFacility)
-		if err != nil {
+		var err error
+		if fac, err = facility(o.SyslogFacility); err != nil {
 			return err
 		}
-		addr := o.SyslogAddr
-		if addr == "" {
-			addr = "/dev/log"
-		}
-		c.syslog = &syslogConn{addr: addr, facility: fac, tag: o.Tag, now: o.Now}
 	}
 	if o.FileLevel > 0 && o.FilePath != "" {
 		size := o.RotateSizeKiB
 		if size <= 0 {
 			size = 32
 		}
-		f, err := openRotating(o.FilePath, o.Rotate, int64(size)*1024, o.RotateDelete, o.Now)
+		keep := o.RotateKeep
+		if keep <= 0 {
+			keep = 3
+		}
+		f, err := openRotating(o.FilePath, o.Rotate, int64(size)*1024, o.RotateDelete, keep, o.Now)
 		if err != nil {
 			return err
 		}
 		c.file = f
+	}
+	if o.SyslogLevel > 0 {
+		// Last: nothing can fail after its goroutine starts.
+		addr := o.SyslogAddr
+		if addr == "" {
+			addr = "/dev/log"
+		}
+		c.syslog = newSyslog(addr, fac, o.Tag, o.Now, notify, dropped)
 	}
 	c.min.Store(int32(c.lowestLevel()))
 	return nil
@@ -196,15 +216,17 @@ func required(l Level) int {
 	return 3
 }
 
-// core is shared by a handler and the handlers derived from it.
+// core is shared by a Logger and the Loggers derived from it. mu guards
+// the options and the local destinations; syslog lines are only queued
+// under it.
 type core struct {
 	o       Options
 	mu      sync.Mutex
 	secrets []string
 	file    *rotating
 	syslog  *syslogConn
-	dropped uint64
-	min     atomic.Int32 // highest level any destination wants; read unlocked
+	dropped atomic.Uint64 // lines a destination could not take
+	min     atomic.Int32  // highest level any destination wants; read unlocked
 }
 
 func (c *core) lowestLevel() int {
@@ -261,10 +283,22 @@ func (l *Logger) Log(_ context.Context, level Level, msg string, args ...any) {
 		msg += " " + string(b)
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for _, s := range c.secrets {
 		msg = strings.ReplaceAll(msg, s, "********")
 	}
+	c.writeLocal(level, need, msg)
+	var sl *syslogConn
+	if c.syslog != nil && c.o.SyslogLevel >= need {
+		sl = c.syslog
+	}
+	c.mu.Unlock()
+	if sl != nil {
+		sl.send(severity(level), msg)
+	}
+}
+
+// writeLocal writes a line to stdout, stderr and the file; c.mu is held.
+func (c *core) writeLocal(level Level, need int, msg string) {
 	line := c.o.Now().Format("2006/01/02 15:04:05") + " " + string(letter(level)) + " " + c.o.Tag + ": " + msg + "\n"
 	if c.o.Stdout != nil && c.o.StdoutLevel >= need {
 		c.count(io.WriteString(c.o.Stdout, line))
@@ -275,9 +309,14 @@ func (l *Logger) Log(_ context.Context, level Level, msg string, args ...any) {
 	if c.file != nil && c.o.FileLevel >= need {
 		c.count(0, c.file.write(line))
 	}
-	if c.syslog != nil && c.o.SyslogLevel >= need {
-		c.count(0, c.syslog.write(severity(level), msg))
-	}
+}
+
+// notify tells the local destinations about trouble with syslog, as a
+// warning.
+func (c *core) notify(msg string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writeLocal(LevelWarn, required(LevelWarn), msg)
 }
 
 // appendArgs pairs args as log/slog does: a string key takes the next
@@ -367,7 +406,7 @@ func needsQuoting(s string) bool {
 
 func (c *core) count(_ int, err error) {
 	if err != nil {
-		c.dropped++
+		c.dropped.Add(1)
 	}
 }
 

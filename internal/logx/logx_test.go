@@ -91,8 +91,14 @@ func TestRotation(t *testing.T) {
 	if total < 15*100 {
 		t.Fatalf("the files hold %d bytes; lines were lost", total)
 	}
-	if rotatedName("/x/log", now) != "/x/log.20260102030405" {
-		t.Fatal(rotatedName("/x/log", now))
+	for _, tc := range []struct {
+		name string
+		n    int
+		want string
+	}{{"log", 0, "log.20260102030405"}, {"log", 2, "log.20260102030405-2"}, {"a.b.log", 1, "a.b.20260102030405-1.log"}, {".log", 0, ".log.20260102030405"}} {
+		if got := rotatedName(tc.name, now.Format(stampLayout), tc.n); got != tc.want {
+			t.Errorf("rotatedName(%q, %d) = %q, want %q", tc.name, tc.n, got, tc.want)
+		}
 	}
 	// With deletion the old content goes away.
 	path2 := filepath.Join(dir, "d.log")

@@ -1,4 +1,4 @@
-package secret
+package secret_test
 
 import (
 	"bytes"
@@ -8,11 +8,12 @@ import (
 	"testing"
 
 	"github.com/jsklein/gogoc/internal/logx"
+	"github.com/jsklein/gogoc/internal/secret"
 )
 
 func TestNeverPrinted(t *testing.T) {
-	s := String("hunter2")
-	type wrap struct{ P String }
+	s := secret.String("hunter2")
+	type wrap struct{ P secret.String }
 	outs := []string{
 		fmt.Sprint(s), fmt.Sprintf("%v %s %q %x %#v %+v", s, s, s, s, s, wrap{s}),
 		fmt.Sprintf("%#v", wrap{s}),
@@ -33,7 +34,7 @@ func TestNeverPrinted(t *testing.T) {
 	if s.Reveal() != "hunter2" {
 		t.Fatal("Reveal lost the value")
 	}
-	if String("").String() != "" {
+	if secret.String("").String() != "" {
 		t.Fatal("empty secret should print empty")
 	}
 }
