@@ -52,7 +52,9 @@ type Options struct {
 	// Secrets are masked wherever they appear in a line, those at least
 	// secret.MinMasked bytes long: a shorter one would garble every line.
 	Secrets []string
-	Now     func() time.Time
+	// Now stamps the lines; the syslog writer calls it from its own
+	// goroutine too.
+	Now func() time.Time
 }
 
 // Level orders messages; the values are log/slog's.
