@@ -12,6 +12,8 @@ import (
 func FuzzUCI(f *testing.F) {
 	f.Add([]byte("config gogoc 'main'\n\toption server 'broker.example.net'\n\tlist dns_servers_ra '2001:db8::1'\n"))
 	f.Add([]byte("config a\noption x 'it'\\''s \"q\"'\noption y \"a\\\nb\"\n"))
+	f.Add([]byte("config a b ; option x 'y';option z w\\;v;#c\nconfig a 'cfg01b606'\noption x ''\nlist x 1\n"))
+	f.Add([]byte("c t\to\tx 'a'\"b\"\\\nc;\r\nl x;\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := Parse("fuzz", data)
 		if file == nil {
