@@ -121,6 +121,13 @@ func TestParseLegacy(t *testing.T) {
 			warnings: `g.conf:3: "col\x1b[2Jour": unknown key, ignored`,
 		},
 		{
+			// A lone byte of a UTF-8 sequence (or a key cut inside
+			// one) is shown escaped, not as a broken character.
+			name:     "broken UTF-8 in an unknown key is escaped",
+			in:       base + "col\xc3ur=blue\n" + strings.Repeat("k", 39) + "\u00e9xyz=1\n",
+			warnings: `g.conf:3: "col\xc3ur": unknown key, ignored` + "\n" + `g.conf:4: "` + strings.Repeat("k", 39) + `\xc3...": unknown key, ignored`,
+		},
+		{
 			name:     "template is accepted and ignored",
 			in:       base + "template=linux\n",
 			warnings: "g.conf:3: template: ignored: gogoc sets up the tunnel itself and runs no template script",
