@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jsklein/gogoc/internal/atomicfile"
 	"github.com/jsklein/gogoc/tsp"
 )
 
@@ -181,7 +182,7 @@ func writeBrokerList(path string, servers []string) error {
 		b.WriteString(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
 		b.WriteByte('\n')
 	}
-	return writeAtomic(path, b.Bytes(), 0o644)
+	return atomicfile.Write(path, b.Bytes(), 0o644)
 }
 
 // readBrokerList reads a broker list file. Missing file: nil, nil. More
@@ -219,7 +220,7 @@ func readBrokerList(path string) ([]string, error) {
 
 // writeLastServer records the broker of the last successful negotiation.
 func writeLastServer(path, server string) error {
-	return writeAtomic(path, []byte(server+"\n"), 0o644)
+	return atomicfile.Write(path, []byte(server+"\n"), 0o644)
 }
 
 // readLastServer returns the first line that does not start with '#', CR

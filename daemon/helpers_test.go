@@ -206,6 +206,19 @@ func testLog(t testing.TB) *logx.Logger {
 	return logx.Writer(t.Output(), logx.LevelDebug)
 }
 
+// runDir is a fresh directory for a status file, in RAM when the machine
+// has a tmpfs at /dev/shm, as /var/run is on a router: a test that writes
+// the file thousands of times then measures the daemon, not the disk's
+// fsync.
+func runDir(t testing.TB) string {
+	d, err := os.MkdirTemp("/dev/shm", "gogoc-daemon-test-")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(d) })
+	return d
+}
+
 // loopbackBase is "127.A.B." unique to this process, so that brokers on the
 // fixed port 3653 do not collide with other tests.
 func loopbackBase() string {

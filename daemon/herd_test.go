@@ -197,7 +197,7 @@ func TestDaemonReconnectCycles(t *testing.T) {
 	// that the figures are the client's alone: the broker keeps every
 	// session it ever saw.
 	server := brokerProcess(t)
-	dir := t.TempDir()
+	dir := runDir(t)
 	plane := newFakePlane()
 	o := testOptions(t, testConfig(server), plane)
 	o.StatusFile, o.StateDir = filepath.Join(dir, "status.json"), dir

@@ -3,9 +3,9 @@ package daemon
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/jsklein/gogoc/internal/atomicfile"
 	"github.com/jsklein/gogoc/internal/jsonread"
 	"github.com/jsklein/gogoc/internal/jsonw"
 )
@@ -88,14 +88,15 @@ func ParseStamp(s string) (time.Time, error) {
 	return t, nil
 }
 
-// WriteStatus replaces path with s atomically: a reader sees the old file
-// or the new one, never a part. The directory is created when missing.
+// WriteStatus replaces path with s atomically and durably (atomicfile): a
+// reader sees the old file or the new one, never a part. The directory is
+// created when missing.
 func WriteStatus(path string, s *Status) error {
 	b, err := MarshalStatus(s)
 	if err != nil {
 		return fmt.Errorf("status: %w", err)
 	}
-	return writeAtomic(path, append(b, '\n'), 0o644)
+	return atomicfile.Write(path, append(b, '\n'), 0o644)
 }
 
 // MarshalStatus renders s as the status file holds it (without the final
@@ -238,34 +239,6 @@ func parseKeepalive(v *jsonread.Value, kp **Keepalive) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", m.Name, err)
 		}
-	}
-	return nil
-}
-
-// writeAtomic writes a temporary file beside path and renames it over path.
-func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

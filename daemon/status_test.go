@@ -12,7 +12,7 @@ import (
 // TestWriteStatusAtomic: concurrent readers never see a partial file, and
 // the JSON carries the contract's field names.
 func TestWriteStatusAtomic(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "run", "status.json")
+	path := filepath.Join(runDir(t), "run", "status.json")
 	big := strings.Repeat("x", 64<<10) // makes a torn write likely if it were not atomic
 	var wg sync.WaitGroup
 	stop := make(chan struct{})

@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/jsklein/gogoc/internal/atomicfile"
 )
 
 // ErrMalformedFile marks a known-keys file with a line this package cannot
@@ -149,41 +150,13 @@ func (f *File) Add(host string, k Key) error {
 	return nil
 }
 
-// Save writes the file to its path atomically: a temporary file in the same
-// directory, synced, then renamed over the old one, so a crash leaves either
-// the old or the new contents. A missing directory is created.
+// Save writes the file to its path atomically and durably (atomicfile):
+// a crash leaves either the old or the new contents, and a symlink at the
+// path is replaced, not followed. A missing directory is created.
 func (f *File) Save() error {
-	dir := filepath.Dir(f.name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := atomicfile.Write(f.name, f.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("known keys: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(f.name)+".*")
-	if err != nil {
-		return fmt.Errorf("known keys: %w", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("known keys: %w", err)
-	}
-	if _, err := tmp.Write(f.Bytes()); err != nil {
-		return fmt.Errorf("known keys: write %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("known keys: sync %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("known keys: close %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), f.name); err != nil {
-		return fmt.Errorf("known keys: %w", err)
-	}
-	done = true
 	return nil
 }
 
