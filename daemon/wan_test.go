@@ -124,10 +124,13 @@ func TestDaemonWANWatch(t *testing.T) {
 	quiet("secondary address on the WAN")
 	sh("route", "replace", "default", "via", "198.51.100.254")
 	reported("new gateway towards the broker", "src 198.51.100.2 via 198.51.100.254 ")
-	sh("addr", "flush", "dev", "wan0")
+	// A report pending stands for the changes after it (the daemon acts on
+	// one anyway), so each step below moves the path once.
 	sh("addr", "add", "203.0.113.7/24", "dev", "wan0")
 	sh("route", "replace", "default", "via", "203.0.113.1")
 	reported("new WAN address", "src 203.0.113.7 via 203.0.113.1 ")
+	sh("addr", "del", "198.51.100.2/24", "dev", "wan0") // takes the secondary .3 along
+	quiet("old WAN addresses removed")
 	// The IPv4 routes that go with a device going down go without a
 	// route notification, and without IPv6 no address goes either: the
 	// link's own notification must do.

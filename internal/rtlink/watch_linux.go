@@ -7,18 +7,20 @@ import (
 	"syscall"
 
 	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
 // DefaultWatchBuffer is the receive buffer a watch asks for. The kernel
 // drops notifications that do not fit and says so with ENOBUFS; a larger
-// buffer makes that rarer (a DHCP renewal, a bridge coming up) without
-// costing memory until a burst fills it. A full routing table loaded at
-// once still overflows it, which the watch absorbs (see Watch).
+// buffer makes that rarer (a DHCP renewal, a bridge re-created with its
+// ports and addresses) without costing memory until a burst fills it. A
+// full routing table loaded at once still overflows it, which the watch
+// absorbs (see WatchChanges).
 const DefaultWatchBuffer = 1 << 20
 
-// Watch is a subscription, in one network namespace, to the kernel's link,
-// IPv4 and IPv6 address and route notifications.
+// Watch is a subscription to some of the kernel's rtnetlink
+// notifications, in one network namespace.
 type Watch struct {
 	// C receives a token after each batch of changes. It holds one: a
 	// pending token stands for any number of changes, since a watcher
@@ -36,8 +38,9 @@ type Watch struct {
 // buffer was full (ENOBUFS). Each one also left a token on C.
 func (w *Watch) Overruns() uint64 { return w.overruns.Load() }
 
-// WatchChanges subscribes in the caller's network namespace and asks for a
-// receive buffer of rcvBuf bytes: with SO_RCVBUFFORCE when the process may
+// WatchChanges subscribes, in the caller's network namespace, to link,
+// IPv4 and IPv6 address and route notifications, and asks for a receive
+// buffer of rcvBuf bytes: with SO_RCVBUFFORCE when the process may
 // (CAP_NET_ADMIN), else with SO_RCVBUF, which the kernel caps at
 // net.core.rmem_max. A failure goes to onErr (if not nil) before C closes.
 //
@@ -50,10 +53,35 @@ func (w *Watch) Overruns() uint64 { return w.overruns.Load() }
 // and so links the link-type code (through the SEG6 encapsulation's
 // String, which looks devices up).
 func WatchChanges(done <-chan struct{}, rcvBuf int, onErr func(error)) (*Watch, error) {
-	s, err := nl.Subscribe(unix.NETLINK_ROUTE, unix.RTNLGRP_LINK,
-		unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR, unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV6_ROUTE)
+	return watch(netns.None(), rcvBuf, done, onErr, "link, address and route changes",
+		[]uint{unix.RTNLGRP_LINK, unix.RTNLGRP_IPV4_IFADDR, unix.RTNLGRP_IPV6_IFADDR, unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV6_ROUTE},
+		unix.RTM_NEWLINK, unix.RTM_DELLINK, unix.RTM_NEWADDR, unix.RTM_DELADDR, unix.RTM_NEWROUTE, unix.RTM_DELROUTE)
+}
+
+// WatchLinksAt subscribes, in ns (<= 0: the caller's namespace), to the
+// kernel's link and IPv6 address notifications: devices appearing,
+// vanishing, going up or down, addresses added or removed. It is
+// WatchChanges for these (DefaultWatchBuffer, overruns leave a token) and
+// returns the token channel.
+func WatchLinksAt(ns netns.NsHandle, done <-chan struct{}, onErr func(error)) (<-chan struct{}, error) {
+	if ns <= 0 {
+		ns = netns.None()
+	}
+	w, err := watch(ns, DefaultWatchBuffer, done, onErr, "link and address changes",
+		[]uint{unix.RTNLGRP_LINK, unix.RTNLGRP_IPV6_IFADDR},
+		unix.RTM_NEWLINK, unix.RTM_DELLINK, unix.RTM_NEWADDR, unix.RTM_DELADDR)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe to link, address and route changes: %w", err)
+		return nil, err
+	}
+	return w.C, nil
+}
+
+// watch subscribes to groups in ns and leaves a token for each batch
+// that carries a message of one of types, and for each overrun.
+func watch(ns netns.NsHandle, rcvBuf int, done <-chan struct{}, onErr func(error), what string, groups []uint, types ...uint16) (*Watch, error) {
+	s, err := nl.SubscribeAt(ns, netns.None(), unix.NETLINK_ROUTE, groups...)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to %s: %w", what, err)
 	}
 	ch := make(chan struct{}, 1)
 	w := &Watch{C: ch, Buffer: setRcvBuf(s.GetFd(), rcvBuf)}
@@ -75,11 +103,11 @@ func WatchChanges(done <-chan struct{}, rcvBuf int, onErr func(error)) (*Watch, 
 				case <-done:
 				default:
 					if onErr != nil {
-						onErr(fmt.Errorf("link, address and route changes: %w", err))
+						onErr(fmt.Errorf("%s: %w", what, err))
 					}
 				}
 				return
-			case from.Pid != nl.PidKernel || !hasChange(msgs):
+			case from.Pid != nl.PidKernel || !carries(msgs, types):
 				continue
 			}
 			select {
@@ -106,13 +134,14 @@ func setRcvBuf(fd, size int) int {
 	return got
 }
 
-// hasChange tells whether a batch carries a link, address or route
-// message (not only a bare done or acknowledgement).
-func hasChange(msgs []syscall.NetlinkMessage) bool {
+// carries tells whether a batch holds a message of one of types (not
+// only a bare done or acknowledgement).
+func carries(msgs []syscall.NetlinkMessage, types []uint16) bool {
 	for _, m := range msgs {
-		switch m.Header.Type {
-		case unix.RTM_NEWLINK, unix.RTM_DELLINK, unix.RTM_NEWADDR, unix.RTM_DELADDR, unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
-			return true
+		for _, t := range types {
+			if m.Header.Type == t {
+				return true
+			}
 		}
 	}
 	return false
