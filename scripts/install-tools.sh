@@ -5,7 +5,8 @@ export DEBIAN_FRONTEND=noninteractive
 # qemu-system-x86 and busybox-static: the VM lane; qemu-user-static: the
 # cross lane; busybox-static is also OpenWrt's shell (ash) for the init/hotplug script tests;
 # chromium: the LuCI page test. zopfli: the packages' data (scripts/packages.sh).
-pkgs=(iproute2 nftables ndisc6 iperf3 shellcheck iputils-ping procps
+# strace: the tests that check files are written durably (atomictest).
+pkgs=(iproute2 nftables ndisc6 iperf3 shellcheck iputils-ping procps strace
 	qemu-system-x86 qemu-user-static busybox-static chromium zopfli)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
