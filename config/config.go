@@ -76,6 +76,18 @@ const (
 	RANone    RAMode = "none"    // something else (odhcpd, radvd) does
 )
 
+// RAFlag is one item of ra_flags, a flag of the LAN's RAs, spelled as
+// OpenWrt's dhcp section spells it for odhcpd (and compared as odhcpd
+// does, case and all), so that the init script can pass that list on.
+type RAFlag string
+
+const (
+	RAFlagManaged   RAFlag = "managed-config" // M: addresses from DHCPv6
+	RAFlagOther     RAFlag = "other-config"   // O: other settings from DHCPv6
+	RAFlagHomeAgent RAFlag = "home-agent"     // H: a Mobile IPv6 home agent
+	RAFlagNone      RAFlag = "none"           // adds no flag
+)
+
 // DataPlane is data_plane: how the tunnel moves packets.
 type DataPlane string
 
@@ -199,6 +211,8 @@ type Config struct {
 	SubnetID uint64
 	// DNSServersRA are advertised as RDNSS in the LAN's RAs.
 	DNSServersRA []netip.Addr
+	// RAFlags are the flags of the LAN's RAs; none by default.
+	RAFlags []RAFlag
 	// TCPFallbackDelay is how long UDP gets before TCP is tried.
 	TCPFallbackDelay time.Duration
 }

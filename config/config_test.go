@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -161,9 +162,28 @@ func TestUCIMapping(t *testing.T) {
 			},
 		},
 		{
+			name: "ra_flags as odhcpd reads dhcp.lan.ra_flags: a list, or an option split at spaces",
+			in:   uciFile(ok, "list ra_flags 'managed-config'", "list ra_flags 'other-config'"),
+			check: func(c *Config) string {
+				return want(slices.Equal(c.RAFlags, []RAFlag{RAFlagManaged, RAFlagOther}), "two flags")
+			},
+		},
+		{
+			name: "ra_flags option with spaces",
+			in:   uciFile(ok, "option ra_flags 'other-config none'"),
+			check: func(c *Config) string {
+				return want(slices.Equal(c.RAFlags, []RAFlag{RAFlagOther, RAFlagNone}), "split")
+			},
+		},
+		{
+			name: "ra_flags compared as odhcpd does (case and all)",
+			in:   uciFile(ok, "list ra_flags 'Managed-Config'"),
+			errs: `/etc/config/gogoc:4: list ra_flags: "Managed-Config" is not one of managed-config, other-config, home-agent, none`,
+		},
+		{
 			name: "list for a single-value key",
 			in:   uciFile(ok, "list retry_delay '1'"),
-			errs: "/etc/config/gogoc:4: list retry_delay: only dns_server and dns_servers_ra may be lists; write option retry_delay",
+			errs: "/etc/config/gogoc:4: list retry_delay: only dns_server, dns_servers_ra and ra_flags may be lists; write option retry_delay",
 		},
 		{
 			name: "UCI booleans",
@@ -529,6 +549,7 @@ func TestEntries(t *testing.T) {
 	c.DNSServers = []string{"a.example", "b.example"}
 	c.DNSServersRA = []netip.Addr{netip.MustParseAddr("2001:db8::53"), netip.MustParseAddr("2001:db8::54")}
 	c.SubnetID = 0xab
+	c.RAFlags = []RAFlag{RAFlagManaged, RAFlagOther}
 	got := map[string]string{}
 	var order []string
 	for _, e := range c.Entries() {
@@ -544,7 +565,7 @@ func TestEntries(t *testing.T) {
 	for k, v := range map[string]string{
 		"enabled": "no", "passwd": "********", "retry_delay": "30", "tcp_fallback_delay": "1500",
 		"client_v4": "auto", "dns_server": "a.example:b.example", "dns_servers_ra": "2001:db8::53,2001:db8::54",
-		"subnet_id": "ab", "keepalive_timeout": "5", "syslog_facility": "USER", "log_rotation_keep": "3",
+		"subnet_id": "ab", "keepalive_timeout": "5", "syslog_facility": "USER", "log_rotation_keep": "3", "ra_flags": "managed-config other-config",
 	} {
 		if got[k] != v {
 			t.Errorf("%s=%q, want %q", k, got[k], v)
@@ -577,6 +598,7 @@ func TestValidate(t *testing.T) {
 		{"address family", func(c *Config) { c.ClientV4 = netip.MustParseAddr("2001:db8::1") }, `client_v4: "2001:db8::1" is not a dotted-quad`},
 		{"list item", func(c *Config) { c.DNSServers = []string{"ok.example", "bad:name"} }, `dns_server: "bad:name" holds ':'`},
 		{"empty list item", func(c *Config) { c.DNSServers = []string{""} }, "dns_server: empty list item"},
+		{"ra flag", func(c *Config) { c.RAFlags = []RAFlag{RAFlagOther, "stateless"} }, `ra_flags: "stateless" is not one of`},
 		{"cross rule", func(c *Config) { c.HostType = HostTypeRouter }, "if_prefix: missing: host_type router"},
 		{"router over v4v6", func(c *Config) { c.HostType, c.IfPrefix, c.TunnelMode = HostTypeRouter, "br-lan", TunnelV4V6 },
 			"tunnel_mode: v4v6 cannot be used with host_type router"},

@@ -199,6 +199,25 @@ var keys = []keyDef{
 			return s
 		},
 	},
+	{
+		name: "ra_flags",
+		list: true, seps: ", \t", join: " ",
+		set: func(c *Config, v string) error {
+			switch f := RAFlag(v); f {
+			case RAFlagManaged, RAFlagOther, RAFlagHomeAgent, RAFlagNone:
+				c.RAFlags = append(c.RAFlags, f)
+				return nil
+			}
+			return fmt.Errorf("%q is not one of managed-config, other-config, home-agent, none", v)
+		},
+		get: func(c *Config) []string {
+			s := make([]string, len(c.RAFlags))
+			for i, f := range c.RAFlags {
+				s[i] = string(f)
+			}
+			return s
+		},
+	},
 	durationKey("tcp_fallback_delay", time.Millisecond, 0, 60000, func(c *Config) *time.Duration { return &c.TCPFallbackDelay }),
 	// 0 would mean log_rotation_delete, which says it already.
 	intKey("log_rotation_keep", 1, 100, func(c *Config) *int { return &c.LogRotationKeep }),

@@ -182,7 +182,7 @@ func (s *source) readUCI(data []byte) {
 			continue
 		}
 		if o.List && !def.list {
-			s.add(&s.errs, o.Lines[0], stmt, o.Name, "only dns_server and dns_servers_ra may be lists; write option "+o.Name)
+			s.add(&s.errs, o.Lines[0], stmt, o.Name, "only dns_server, dns_servers_ra and ra_flags may be lists; write option "+o.Name)
 			continue
 		}
 		st := &setting{stmt: stmt, line: o.Lines[0]}

@@ -101,7 +101,7 @@ func (c *Config) Validate() error {
 		k := &keys[i]
 		vals := k.get(c)
 		if k.list {
-			scratch.DNSServers, scratch.DNSServersRA = nil, nil
+			scratch.DNSServers, scratch.DNSServersRA, scratch.RAFlags = nil, nil, nil
 		} else if vals[0] == "" {
 			if k.get(&def)[0] != "" {
 				r.fail(k.name, "must not be empty")

@@ -411,3 +411,190 @@ func TestDeviceGoneForGood(t *testing.T) {
 		t.Fatalf("an RA with the device gone: %+v", ra)
 	}
 }
+
+// TestLinkPrefixesOnLink: the LAN device's own prefixes (netifd's ULA, a prefix
+// from another uplink) are advertised beside the delegated one, with the
+// M and O flags asked for, and follow the device's addresses as they come
+// and go. A prefix a LAN host announced (which the router's kernel may
+// turn into an address of its own) is not relayed. The final RA
+// deprecates the delegated prefix only.
+func TestLinkPrefixesOnLink(t *testing.T) {
+	l := newLab(t, "lp")
+	ula := netip.MustParsePrefix("fd12:3456:789a:10::/64")
+	other := netip.MustParsePrefix("2001:db8:77::/64")
+	sh(t, "ip", "-n", l.rNS, "addr", "add", "fd12:3456:789a:10::1/60", "dev", l.brIf, "nodad")
+	host := l.listenHost(t)
+	var logs recorder
+	soon := quiet
+	soon.MinDelay = 200 * time.Millisecond
+	side := l.up(t, host, Config{RA: soon, Managed: true, Other: true, Log: logTo(t, &logs), System: l.system(nil)})
+	// up read the first RA; ask for one to look at.
+	ra := l.solicit(t, host)
+	if !ra.ManagedConfiguration || !ra.OtherConfiguration || ra.MobileIPv6HomeAgent {
+		t.Fatalf("flags M %v O %v H %v, want M and O", ra.ManagedConfiguration, ra.OtherConfiguration, ra.MobileIPv6HomeAgent)
+	}
+	if p := pio(ra, ula); p == nil || !p.AutonomousAddressConfiguration || p.PreferredLifetime != radv.DefaultPreferredLifetime {
+		t.Fatalf("ULA PIO %+v in %+v", p, ra.Options)
+	}
+	if pio(ra, l.lanPfx) == nil {
+		t.Fatalf("no delegated /64 beside the ULA: %+v", ra.Options)
+	}
+
+	// Another prefix with lifetimes of its own arrives.
+	sh(t, "ip", "-n", l.rNS, "addr", "add", "2001:db8:77::1/64", "dev", l.brIf, "nodad", "valid_lft", "3600", "preferred_lft", "1800")
+	ra = host.next(t, 3*time.Second)
+	if ra == nil {
+		t.Fatalf("no RA after an address was added; log:\n%s", logs.String())
+	}
+	if p := pio(ra, other); p == nil || p.ValidLifetime > time.Hour || p.ValidLifetime < 50*time.Minute || p.PreferredLifetime > 30*time.Minute {
+		t.Fatalf("new prefix's PIO %+v, want the address's lifetimes", p)
+	}
+
+	// The ULA goes: deprecated, for at most 2 h.
+	sh(t, "ip", "-n", l.rNS, "addr", "del", "fd12:3456:789a:10::1/60", "dev", l.brIf)
+	ra = host.next(t, 3*time.Second)
+	if p := pio(ra, ula); ra == nil || p == nil || p.PreferredLifetime != 0 || p.ValidLifetime > 2*time.Hour {
+		t.Fatalf("after the ULA went: %+v", ra)
+	}
+
+	// A LAN host announces a prefix; with accept_ra 2 the router's kernel
+	// forms an address from it. That address is not the LAN's to relay.
+	sh(t, "ip", "netns", "exec", l.rNS, "sysctl", "-qw", "net.ipv6.conf."+l.brIf+".accept_ra=2")
+	rogue := netip.MustParsePrefix("2001:db8:66::/64")
+	l.hostRA(t, rogue)
+	if _, ok := waitFor(3*time.Second, func() bool {
+		return strings.Contains(sh(t, "ip", "-n", l.rNS, "-6", "addr", "show", "dev", l.brIf), "2001:db8:66:")
+	}); !ok {
+		t.Fatalf("the router formed no address from the host's RA:\n%s", sh(t, "ip", "-n", l.rNS, "-6", "addr", "show", "dev", l.brIf))
+	}
+	if !l.fromRA(t, rogue) {
+		t.Log("the kernel does not say which addresses came from RAs (IFA_PROTO, Linux < 6.1): not checked")
+	} else if ra := l.solicit(t, host); pio(ra, rogue) != nil {
+		t.Fatalf("the LAN host's prefix is relayed: %+v", ra.Options)
+	}
+
+	if err := side.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var final *ndp.RouterAdvertisement
+	for ra := host.next(t, 2*time.Second); ra != nil; ra = host.next(t, 300*time.Millisecond) {
+		final = ra
+	}
+	if final == nil || final.RouterLifetime != 0 {
+		t.Fatalf("final RA: %+v", final)
+	}
+	own, kept := pio(final, l.lanPfx), pio(final, other)
+	if own == nil || own.PreferredLifetime != 0 || kept == nil || kept.PreferredLifetime == 0 || kept.ValidLifetime < 50*time.Minute {
+		t.Fatalf("final RA: delegated %+v, other prefix %+v; want only the delegated one deprecated", own, kept)
+	}
+}
+
+// solicit sends a Router Solicitation from the host and returns the
+// reply.
+func (l *lab) solicit(t *testing.T, host *hostRA) *ndp.RouterAdvertisement {
+	t.Helper()
+	l.hostSend(t, []byte{133, 0, 0, 0, 0, 0, 0, 0}, "ff02::2")
+	ra := host.next(t, 2*time.Second)
+	if ra == nil {
+		t.Fatal("no reply to a solicitation")
+	}
+	return ra
+}
+
+// hostRA has the LAN host send a Router Advertisement for p with router
+// lifetime 0, as a rogue host might.
+func (l *lab) hostRA(t *testing.T, p netip.Prefix) {
+	t.Helper()
+	b, err := ndp.MarshalMessage(&ndp.RouterAdvertisement{CurrentHopLimit: 64, Options: []ndp.Option{
+		&ndp.PrefixInformation{PrefixLength: 64, OnLink: true, AutonomousAddressConfiguration: true,
+			ValidLifetime: time.Hour, PreferredLifetime: time.Hour, Prefix: p.Addr()},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.hostSend(t, b, "ff02::1")
+}
+
+// hostSend sends an ICMPv6 message from the host's link-local address
+// with hop limit 255.
+func (l *lab) hostSend(t *testing.T, b []byte, dst string) {
+	t.Helper()
+	err := tunnel.InNetNS(l.hh, func() error {
+		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMPV6)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		ifi, err := net.InterfaceByName(l.hostIf)
+		if err != nil {
+			return err
+		}
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, 255); err != nil {
+			return err
+		}
+		// Not back to the host's own reader.
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, 0); err != nil {
+			return err
+		}
+		return unix.Sendto(fd, b, 0, &unix.SockaddrInet6{Addr: netip.MustParseAddr(dst).As16(), ZoneId: uint32(ifi.Index)})
+	})
+	if err != nil {
+		t.Fatalf("host send: %v", err)
+	}
+}
+
+// fromRA tells whether the router's kernel marks its address in p as
+// formed from an RA.
+func (l *lab) fromRA(t *testing.T, p netip.Prefix) bool {
+	t.Helper()
+	link, err := l.rt.LinkByName(l.brIf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, err := l.rt.AddrList(link.Index, unix.AF_INET6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if p.Contains(a.Prefix.Addr()) {
+			return a.Proto == rtlink.ProtoKernelRA
+		}
+	}
+	return false
+}
+
+// TestStartBeforeTunnel: from Start, the LAN keeps its own prefixes and
+// flags while no tunnel is up, after a grace that lets a quick first
+// tunnel have the first RA; router lifetime 0 until the tunnel is up.
+func TestStartBeforeTunnel(t *testing.T) {
+	l := newLab(t, "st")
+	ula := netip.MustParsePrefix("fd12:3456:789a:10::/64")
+	sh(t, "ip", "-n", l.rNS, "addr", "add", "fd12:3456:789a:10::1/64", "dev", l.brIf, "nodad")
+	host := l.listenHost(t)
+	soon := quiet
+	soon.MinDelay = 100 * time.Millisecond
+	side, err := New(Config{Interface: l.brIf, Advertise: true, Other: true, RA: soon, System: l.system(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer side.Close()
+	start := time.Now()
+	side.Start()
+	ra := host.next(t, startGrace+3*time.Second)
+	if ra == nil {
+		t.Fatal("no RA without a tunnel")
+	}
+	if took := time.Since(start); took < startGrace-100*time.Millisecond {
+		t.Fatalf("first RA %v after Start, before the %v grace", took, startGrace)
+	}
+	if ra.RouterLifetime != 0 || !ra.OtherConfiguration || pio(ra, ula) == nil || pio(ra, l.lanPfx) != nil {
+		t.Fatalf("RA without a tunnel: lifetime %v O %v options %+v", ra.RouterLifetime, ra.OtherConfiguration, ra.Options)
+	}
+	if err := side.Up(context.Background(), Uplink{Delegated: l.delegated}, l.tunIf); err != nil {
+		t.Fatal(err)
+	}
+	ra = host.next(t, 3*time.Second)
+	if ra == nil || ra.RouterLifetime == 0 || pio(ra, ula) == nil || pio(ra, l.lanPfx) == nil {
+		t.Fatalf("RA after Up: %+v", ra)
+	}
+}

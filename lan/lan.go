@@ -6,6 +6,13 @@
 // It takes plain values: the caller maps a broker's offer onto an Uplink
 // and the configuration onto a Config. It knows nothing of the protocol or
 // of the configuration file.
+//
+// The RAs carry, besides the delegated /64, the other prefixes of the LAN
+// device's own addresses (the ULA netifd gives br-lan, a prefix from
+// another uplink), so that the LAN keeps what odhcpd advertised before
+// gogoc took the RAs over; see linkPrefixes for which. They are kept
+// current as the device's addresses change, and the final RA leaves them
+// as they are: only the delegated prefix is gogoc's to withdraw.
 package lan
 
 import (
@@ -14,6 +21,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -50,6 +58,9 @@ type Config struct {
 	Advertise bool
 	// DNS, when set, is advertised instead of the uplink's servers.
 	DNS []netip.Addr
+	// Managed, Other and HomeAgent are the RAs' M, O and H flags (the
+	// OpenWrt dhcp section's ra_flags).
+	Managed, Other, HomeAgent bool
 	// RA tunes the RA server (intervals, lifetimes); zero: radvd's
 	// defaults. LinkAddr is filled in from the device.
 	RA  radv.Config
@@ -94,6 +105,11 @@ const (
 	// A server that ran this long counts as a success: the next failure
 	// starts the back-off again at retryMin.
 	servedLong = 10 * time.Second
+	// startGrace: after Start, RAs wait this long for the first tunnel,
+	// so that its RA is the first and says everything at once (multicast
+	// RAs are at least 3 s apart). Without a tunnel by then, the RAs go
+	// out with the link's own prefixes and router lifetime 0.
+	startGrace = 2 * time.Second
 )
 
 // LAN implements the daemon's LAN side. Its methods are safe for
@@ -114,12 +130,18 @@ type LAN struct {
 	rt    *router.Router
 	srv   *radv.Server // nil without Advertise
 
-	mu     sync.Mutex
-	plan   *router.Plan // what the last Up asked for
-	params radv.Params  // what the RAs say for the uplink
-	kick   chan struct{}
-	stop   context.CancelFunc
-	done   chan struct{}
+	// upMu keeps Up and the keeper's reading of the device's prefixes
+	// apart: which addresses are gogoc's own depends on the plan.
+	upMu sync.Mutex
+
+	mu      sync.Mutex
+	plan    *router.Plan  // what the last Up asked for
+	uplink  radv.Params   // what the RAs say for the uplink
+	link    []radv.Prefix // the device's other prefixes (linkPrefixes)
+	started time.Time     // Start; zero before
+	kick    chan struct{}
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 // New checks cfg; nothing changes on the system before the first Up.
@@ -178,6 +200,8 @@ func (l *LAN) Up(ctx context.Context, u Uplink, tunIf string) error {
 		return fmt.Errorf("router mode: %w", err)
 	}
 	plan := router.Plan{LANIf: l.cfg.Interface, TunIf: tunIf, Delegated: u.Delegated, LAN: lanPfx}
+	l.upMu.Lock()
+	defer l.upMu.Unlock()
 	if err := l.rt.Apply(plan); err != nil {
 		if !rtlink.IsNotFound(err) {
 			return err
@@ -185,24 +209,98 @@ func (l *LAN) Up(ctx context.Context, u Uplink, tunIf string) error {
 		l.log.Warn("LAN device missing; its address and advertisements follow when it appears", "err", err)
 	}
 	p := l.paramsFor(u, lanPfx)
-	if l.srv != nil {
-		if err := l.srv.Update(p); err != nil {
-			if rerr := l.rt.Remove(); rerr != nil {
-				l.log.Error("LAN tear-down", "err", rerr)
-			}
-			return err
-		}
-	}
+	// The first RA with the prefix should carry the link's prefixes too.
+	link, lerr := l.readLink(u.Delegated)
 	l.mu.Lock()
-	l.plan, l.params = &plan, p
-	if l.stop == nil {
-		kctx, cancel := context.WithCancel(context.Background())
-		l.stop, l.done = cancel, make(chan struct{})
-		go l.keep(kctx)
+	prev := l.uplink
+	l.uplink = p
+	if lerr == nil {
+		l.link = link
+	}
+	err = l.publish()
+	if err != nil {
+		l.uplink = prev
+	} else {
+		l.plan = &plan
 	}
 	l.mu.Unlock()
+	if err != nil {
+		if rerr := l.rt.Remove(); rerr != nil {
+			l.log.Error("LAN tear-down", "err", rerr)
+		}
+		return err
+	}
+	l.Start()
 	l.poke()
 	return nil
+}
+
+// Start runs the keeper: from now on the LAN side follows the device, and
+// after startGrace without a tunnel it advertises the link's own prefixes
+// (router lifetime 0). Up starts it too; Close ends it.
+func (l *LAN) Start() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stop != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.stop, l.done, l.started = cancel, make(chan struct{}), time.Now()
+	go l.keep(ctx)
+}
+
+// publish hands the RA server what it should say now (l.mu held).
+func (l *LAN) publish() error {
+	if l.srv == nil {
+		return nil
+	}
+	p := l.uplink
+	p.Prefixes = append(slices.Clone(p.Prefixes), l.link...)
+	p.Managed, p.Other, p.HomeAgent = l.cfg.Managed, l.cfg.Other, l.cfg.HomeAgent
+	return l.srv.Update(p)
+}
+
+// readLink lists the LAN device's addresses and returns its other
+// prefixes (delegated is the uplink's, which they leave out).
+func (l *LAN) readLink(delegated netip.Prefix) ([]radv.Prefix, error) {
+	link, err := l.h.LinkByName(l.cfg.Interface)
+	if err != nil {
+		return nil, err
+	}
+	addrs, err := l.h.AddrList(link.Index, unix.AF_INET6)
+	if err != nil {
+		return nil, err
+	}
+	ps, dropped := linkPrefixes(addrs, delegated, time.Now())
+	if dropped > 0 {
+		l.log.Warn("LAN device has more prefixes than an RA carries; some are not advertised", "advertised", len(ps), "left_out", dropped)
+	}
+	return ps, nil
+}
+
+// refreshLink re-reads the device's prefixes and has the RAs follow when
+// they changed.
+func (l *LAN) refreshLink() error {
+	l.upMu.Lock()
+	defer l.upMu.Unlock()
+	l.mu.Lock()
+	var delegated netip.Prefix
+	if l.plan != nil {
+		delegated = l.plan.Delegated
+	}
+	l.mu.Unlock()
+	link, err := l.readLink(delegated)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sameLink(l.link, link) {
+		return nil
+	}
+	l.link = link
+	l.log.Info("LAN device prefixes changed", "prefixes", prefixList(link))
+	return l.publish()
 }
 
 // poke has the keeper look at the device now.
@@ -254,8 +352,8 @@ func (l *LAN) Down() {
 	if l.plan == nil {
 		return
 	}
-	l.params.Up = false
-	if err := l.srv.Update(l.params); err != nil {
+	l.uplink.Up = false
+	if err := l.publish(); err != nil {
 		l.log.Error("router advertisements", "err", err)
 	}
 }
@@ -455,6 +553,16 @@ func (k *keeper) reconcile() time.Duration {
 	}
 	if l.srv == nil {
 		return wait
+	}
+	if err := l.refreshLink(); err != nil {
+		k.problem("LAN device prefixes", err)
+	}
+	l.mu.Lock()
+	early := l.plan == nil && time.Since(l.started) < startGrace
+	grace := startGrace - time.Since(l.started)
+	l.mu.Unlock()
+	if early {
+		return minWait(wait, grace)
 	}
 	usable := link.Flags&unix.IFF_UP != 0 && link.Flags&unix.IFF_RUNNING != 0
 	if k.cur != nil && (k.cur.index != link.Index || !usable) {

@@ -16,6 +16,9 @@ var (
 	deleg = netip.MustParsePrefix("2001:db8:8000::/56")
 	dns1  = netip.MustParseAddr("2001:db8::53")
 	mac   = net.HardwareAddr{0x02, 0, 0, 0, 0, 1}
+	// What netifd may give a LAN device besides the delegated prefix.
+	ula      = netip.MustParsePrefix("fd12:3456:789a::/64")
+	onlink80 = netip.MustParsePrefix("2001:db8:77:1:2::/80")
 )
 
 // roundTrip marshals ra to its wire form and parses it back.
@@ -54,7 +57,7 @@ func TestAdvertisementRoundTrip(t *testing.T) {
 			params: Params{Up: true, Prefixes: []Prefix{{Prefix: lan1, Valid: time.Hour, Preferred: 30 * time.Minute}},
 				Routes: []netip.Prefix{deleg}, DNS: []netip.Addr{dns1}, MTU: 1480},
 			want: &ndp.RouterAdvertisement{CurrentHopLimit: 64, RouterLifetime: 1800 * time.Second, Options: []ndp.Option{
-				pio(lan1, time.Hour, 30*time.Minute),
+				pio(lan1, time.Hour, 30*time.Minute, false),
 				&ndp.RouteInformation{PrefixLength: 56, RouteLifetime: 1800 * time.Second, Prefix: deleg.Addr()},
 				&ndp.RecursiveDNSServer{Lifetime: 1800 * time.Second, Servers: []netip.Addr{dns1}},
 				mtu(1480), slla,
@@ -65,7 +68,7 @@ func TestAdvertisementRoundTrip(t *testing.T) {
 			cfg:    Config{MaxInterval: time.Hour, RouterLifetime: 5 * time.Hour},
 			params: Params{Up: true, Prefixes: []Prefix{{Prefix: lan1}}},
 			want: &ndp.RouterAdvertisement{CurrentHopLimit: 64, RouterLifetime: 9000 * time.Second, Options: []ndp.Option{
-				pio(lan1, 24*time.Hour, 4*time.Hour), mtu(1280),
+				pio(lan1, 24*time.Hour, 4*time.Hour, false), mtu(1280),
 			}},
 		},
 		{
@@ -73,7 +76,7 @@ func TestAdvertisementRoundTrip(t *testing.T) {
 			cfg:    Config{},
 			params: Params{Up: true, Prefixes: []Prefix{{Prefix: lan1, Valid: time.Minute, Preferred: time.Hour}}},
 			want: &ndp.RouterAdvertisement{CurrentHopLimit: 64, RouterLifetime: 1800 * time.Second, Options: []ndp.Option{
-				pio(lan1, time.Minute, time.Minute), mtu(1280),
+				pio(lan1, time.Minute, time.Minute, false), mtu(1280),
 			}},
 		},
 		{
@@ -81,7 +84,7 @@ func TestAdvertisementRoundTrip(t *testing.T) {
 			cfg:    Config{MaxInterval: 600 * time.Second},
 			params: Params{Up: false, Prefixes: []Prefix{{Prefix: lan1}}, Routes: []netip.Prefix{deleg}},
 			want: &ndp.RouterAdvertisement{CurrentHopLimit: 64, Options: []ndp.Option{
-				pio(lan1, 24*time.Hour, 4*time.Hour),
+				pio(lan1, 24*time.Hour, 4*time.Hour, false),
 				&ndp.RouteInformation{PrefixLength: 56, Prefix: deleg.Addr()},
 				mtu(1280),
 			}},
@@ -93,10 +96,28 @@ func TestAdvertisementRoundTrip(t *testing.T) {
 				DNS: []netip.Addr{dns1}},
 			final: true,
 			want: &ndp.RouterAdvertisement{CurrentHopLimit: 64, Options: []ndp.Option{
-				pio(lan1, 2*time.Hour, 0), pio(lan2, time.Hour, 0),
+				pio(lan1, 2*time.Hour, 0, false), pio(lan2, time.Hour, 0, false),
 				&ndp.RecursiveDNSServer{Servers: []netip.Addr{dns1}},
 				mtu(1280),
 			}},
+		},
+		{
+			name: "flags, a ULA kept on stop, an on-link-only /80: final RA deprecates only the own prefix",
+			cfg:  Config{MaxInterval: 600 * time.Second},
+			params: Params{Up: true, Managed: true, Other: true, Prefixes: []Prefix{{Prefix: lan1},
+				{Prefix: ula, Valid: time.Hour, Preferred: 30 * time.Minute, KeepOnStop: true},
+				{Prefix: onlink80, Valid: time.Hour, Preferred: time.Hour, OnLinkOnly: true, KeepOnStop: true}}},
+			final: true,
+			want: &ndp.RouterAdvertisement{CurrentHopLimit: 64, ManagedConfiguration: true, OtherConfiguration: true, Options: []ndp.Option{
+				pio(lan1, 2*time.Hour, 0, false), pio(ula, time.Hour, 30*time.Minute, false), pio(onlink80, time.Hour, time.Hour, true),
+				mtu(1280),
+			}},
+		},
+		{
+			name:   "home agent flag",
+			cfg:    Config{MaxInterval: 600 * time.Second},
+			params: Params{Up: true, HomeAgent: true},
+			want:   &ndp.RouterAdvertisement{CurrentHopLimit: 64, MobileIPv6HomeAgent: true, RouterLifetime: 1800 * time.Second, Options: []ndp.Option{mtu(1280)}},
 		},
 	}
 	for _, tt := range tests {
@@ -257,4 +278,43 @@ func TestIntervals(t *testing.T) {
 			t.Fatalf("interval %v outside radvd's defaults", d)
 		}
 	}
+}
+
+// TestPrefixCountsDown: lifetimes read from an address count down with
+// the clock; the prefix leaves the RAs when it is no longer valid, and
+// when it leaves Params before that it is deprecated for what it has
+// left, not for 2 h.
+func TestPrefixCountsDown(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	s, err := New(Config{MaxInterval: 600 * time.Second, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Prefix{Prefix: ula, Valid: DefaultValidLifetime, Preferred: DefaultPreferredLifetime,
+		ValidUntil: now.Add(90 * time.Minute), PreferredUntil: now.Add(30 * time.Minute)}
+	if err := s.Update(Params{Up: true, Prefixes: []Prefix{p}}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(want ...*ndp.PrefixInformation) {
+		t.Helper()
+		var got []*ndp.PrefixInformation
+		for _, o := range roundTrip(t, s.advertisement(false)).Options {
+			if pi, ok := o.(*ndp.PrefixInformation); ok {
+				got = append(got, pi)
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("at +%v: PIOs %+v, want %+v", now.Sub(time.Unix(1_000_000, 0)), got, want)
+		}
+	}
+	check(pio(ula, 90*time.Minute, 30*time.Minute, false))
+	now = now.Add(40 * time.Minute)
+	check(pio(ula, 50*time.Minute, 0, false))
+	now = now.Add(50 * time.Minute)
+	check()
+	now = now.Add(-80 * time.Minute) // 10 minutes in: 80 min valid left
+	if err := s.Update(Params{Up: true}); err != nil {
+		t.Fatal(err)
+	}
+	check(pio(ula, 80*time.Minute, 0, false))
 }

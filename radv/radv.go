@@ -87,11 +87,47 @@ type Config struct {
 	Rand func(span time.Duration) time.Duration
 }
 
-// Prefix is one /64 to advertise with the lifetimes granted for it.
+// Prefix is one prefix to advertise with the lifetimes granted for it:
+// a /64 for stateless address autoconfiguration, or, OnLinkOnly, any
+// length hosts only learn is on the link.
 type Prefix struct {
 	Prefix    netip.Prefix
 	Valid     time.Duration // default DefaultValidLifetime
 	Preferred time.Duration // default DefaultPreferredLifetime, at most Valid
+	// ValidUntil and PreferredUntil, when set, bound the lifetimes by the
+	// time left until then: the lifetimes of an address on the device,
+	// which count down. A prefix past ValidUntil is not advertised.
+	ValidUntil, PreferredUntil time.Time
+	// OnLinkOnly clears the autonomous flag (RFC 4861 §4.6.2): hosts form
+	// no address from the prefix, which may then be of any length.
+	OnLinkOnly bool
+	// KeepOnStop: the final RA advertises the prefix as before instead of
+	// deprecating it. For a prefix that belongs to the link rather than to
+	// this server (a ULA that netifd gave the LAN device): the daemon
+	// that advertises after us carries it on, and hosts should not drop
+	// their addresses in between.
+	KeepOnStop bool
+}
+
+// lifetimes are the valid and preferred lifetimes to advertise at now;
+// ok is false once the prefix is no longer valid.
+func (x Prefix) lifetimes(now time.Time) (valid, pref time.Duration, ok bool) {
+	valid, pref = x.Valid, x.Preferred
+	if !x.ValidUntil.IsZero() {
+		if valid = min(valid, x.ValidUntil.Sub(now).Truncate(time.Second)); valid <= 0 {
+			return 0, 0, false
+		}
+	}
+	if !x.PreferredUntil.IsZero() {
+		pref = max(0, min(pref, x.PreferredUntil.Sub(now).Truncate(time.Second)))
+	}
+	return valid, min(pref, valid), true
+}
+
+// stale is a prefix no longer in Params, advertised deprecated until end.
+type stale struct {
+	end        time.Time
+	onLinkOnly bool
 }
 
 // Params is what the RAs say; Update replaces it as a whole.
@@ -109,6 +145,9 @@ type Params struct {
 	DNS []netip.Addr
 	// MTU option; default 1280.
 	MTU int
+	// Managed and Other are the M and O flags (addresses, or other
+	// settings, from DHCPv6); HomeAgent is the H flag (RFC 6275).
+	Managed, Other, HomeAgent bool
 }
 
 // Stats counts what the Server did.
@@ -130,7 +169,7 @@ type Server struct {
 
 	mu         sync.Mutex
 	params     Params
-	deprecated map[netip.Prefix]time.Time // replaced prefix -> end of its valid lifetime
+	deprecated map[netip.Prefix]stale // prefixes no longer in params
 	stats      Stats
 	changed    chan struct{} // capacity 1: "params changed, advertise soon"
 	direct     bucket        // tokens for replies straight to a solicitor
@@ -215,7 +254,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Server{cfg: cfg, deprecated: map[netip.Prefix]time.Time{}, changed: make(chan struct{}, 1),
+	return &Server{cfg: cfg, deprecated: map[netip.Prefix]stale{}, changed: make(chan struct{}, 1),
 		direct: bucket{burst: cfg.SolicitedBurst, every: cfg.SolicitedInterval}}, nil
 }
 
@@ -231,8 +270,11 @@ func (s *Server) Update(p Params) error {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	for _, old := range s.params.Prefixes {
-		if !slices.ContainsFunc(p.Prefixes, func(n Prefix) bool { return n.Prefix == old.Prefix }) {
-			s.deprecated[old.Prefix] = now.Add(min(old.Valid, twoHours))
+		if slices.ContainsFunc(p.Prefixes, func(n Prefix) bool { return n.Prefix == old.Prefix }) {
+			continue
+		}
+		if valid, _, ok := old.lifetimes(now); ok {
+			s.deprecated[old.Prefix] = stale{end: now.Add(min(valid, twoHours)), onLinkOnly: old.OnLinkOnly}
 		}
 	}
 	for _, n := range p.Prefixes {
@@ -273,7 +315,10 @@ func normalise(p Params) (Params, error) {
 	p.Prefixes = slices.Clone(p.Prefixes)
 	for i := range p.Prefixes {
 		x := &p.Prefixes[i]
-		if !x.Prefix.IsValid() || !x.Prefix.Addr().Is6() || x.Prefix.Addr().Is4In6() || x.Prefix.Bits() != 64 {
+		if !x.Prefix.IsValid() || !x.Prefix.Addr().Is6() || x.Prefix.Addr().Is4In6() {
+			return p, fmt.Errorf("radv: prefix %v: not an IPv6 prefix", x.Prefix)
+		}
+		if x.Prefix.Bits() != 64 && !x.OnLinkOnly {
 			return p, fmt.Errorf("radv: prefix %v: SLAAC needs an IPv6 /64", x.Prefix)
 		}
 		x.Prefix = x.Prefix.Masked()
@@ -308,27 +353,32 @@ func normalise(p Params) (Params, error) {
 }
 
 // advertisement builds the RA for this moment. final is the last RA before
-// stopping: router lifetime 0, every prefix deprecated, DNS withdrawn.
+// stopping: router lifetime 0, every prefix deprecated (but those to keep
+// on stop), DNS withdrawn.
 func (s *Server) advertisement(final bool) *ndp.RouterAdvertisement {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.params
-	ra := &ndp.RouterAdvertisement{CurrentHopLimit: s.cfg.HopLimit}
+	ra := &ndp.RouterAdvertisement{CurrentHopLimit: s.cfg.HopLimit,
+		ManagedConfiguration: p.Managed, OtherConfiguration: p.Other, MobileIPv6HomeAgent: p.HomeAgent}
 	if p.Up && !final {
 		ra.RouterLifetime = s.cfg.RouterLifetime
 	}
 	for _, x := range p.Prefixes {
-		valid, pref := x.Valid, x.Preferred
-		if final {
+		valid, pref, ok := x.lifetimes(now)
+		if !ok {
+			continue
+		}
+		if final && !x.KeepOnStop {
 			valid, pref = min(valid, twoHours), 0
 		}
-		ra.Options = append(ra.Options, pio(x.Prefix, valid, pref))
+		ra.Options = append(ra.Options, pio(x.Prefix, valid, pref, x.OnLinkOnly))
 	}
 	// Deprecated prefixes in a stable order, so successive RAs compare equal.
 	old := make([]netip.Prefix, 0, len(s.deprecated))
-	for q, end := range s.deprecated {
-		if !now.Before(end) {
+	for q, st := range s.deprecated {
+		if !now.Before(st.end) {
 			delete(s.deprecated, q)
 			continue
 		}
@@ -343,7 +393,8 @@ func (s *Server) advertisement(final bool) *ndp.RouterAdvertisement {
 	slices.SortFunc(order, func(i, j int) int { return old[i].Addr().Compare(old[j].Addr()) })
 	for _, i := range order {
 		q := old[i]
-		ra.Options = append(ra.Options, pio(q, s.deprecated[q].Sub(now).Truncate(time.Second), 0))
+		st := s.deprecated[q]
+		ra.Options = append(ra.Options, pio(q, st.end.Sub(now).Truncate(time.Second), 0, st.onLinkOnly))
 	}
 	for _, r := range p.Routes {
 		ra.Options = append(ra.Options, &ndp.RouteInformation{
@@ -367,11 +418,11 @@ func (s *Server) advertisement(final bool) *ndp.RouterAdvertisement {
 	return ra
 }
 
-func pio(p netip.Prefix, valid, pref time.Duration) *ndp.PrefixInformation {
+func pio(p netip.Prefix, valid, pref time.Duration, onLinkOnly bool) *ndp.PrefixInformation {
 	return &ndp.PrefixInformation{
 		PrefixLength:                   uint8(p.Bits()),
 		OnLink:                         true,
-		AutonomousAddressConfiguration: true,
+		AutonomousAddressConfiguration: !onLinkOnly,
 		ValidLifetime:                  valid,
 		PreferredLifetime:              pref,
 		Prefix:                         p.Addr(),

@@ -26,6 +26,8 @@ type brokerFlags struct {
 	// needLAN: the command builds the LAN side (run), so -router without
 	// if_prefix must be refused rather than pointed at "lo".
 	needLAN bool
+	// raFlags is run's -ra-flags (nil for other commands).
+	raFlags *string
 }
 
 func addBrokerFlags(fs *flag.FlagSet) *brokerFlags {
@@ -96,6 +98,15 @@ func (b *brokerFlags) config(fs *flag.FlagSet, cmd string, stderr io.Writer) (*c
 			}
 		case "prefixlen":
 			c.PrefixLen = *b.prefixLen
+		case "ra-flags":
+			// Empty keeps the file's list: the OpenWrt init script passes
+			// dhcp.<lan>.ra_flags, which may be unset.
+			if *b.raFlags != "" {
+				c.RAFlags = nil
+				for _, f := range strings.FieldsFunc(*b.raFlags, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+					c.RAFlags = append(c.RAFlags, config.RAFlag(f))
+				}
+			}
 		case "keepalive":
 			c.Keepalive = *b.keepalive > 0
 			if *b.keepalive > 0 {

@@ -29,6 +29,7 @@ type routerLab struct {
 	lanHost, lanRouter string // the LAN link's two ends
 	dir                string
 	gogoc, broker      string
+	runArgs            []string // more arguments of gogoc run
 }
 
 func newRouterLab(t *testing.T) *routerLab {
@@ -134,7 +135,7 @@ func (l *routerLab) startGogoc(t *testing.T, extra ...string) *clientProc {
 		t.Fatal(err)
 	}
 	c := &clientProc{ns: l.rtNS, ups: make(chan string, 4)}
-	c.cmd, c.exited, _ = startGogocProc(t, l.rtNS, l.dir, l.gogoc, func(line string) { c.ups <- line }, "run", "-f", conf)
+	c.cmd, c.exited, _ = startGogocProc(t, l.rtNS, l.dir, l.gogoc, func(line string) { c.ups <- line }, append([]string{"run", "-f", conf}, l.runArgs...)...)
 	return c
 }
 
@@ -206,6 +207,7 @@ func (l *routerLab) routerLinkLocal(t *testing.T) string {
 }
 
 var (
+	lanULA    = netip.MustParsePrefix("fd12:3456:789a:10::/64")  // netifd's ULA on the LAN device
 	firstLAN  = netip.MustParsePrefix("2001:db8:8000::/64")      // first /56 of the default pool
 	secondLAN = netip.MustParsePrefix("2001:db8:9000::/64")      // after the broker's pool changes
 	firstDel  = netip.MustParsePrefix("2001:db8:8000::/56")      // what the broker delegates first
@@ -214,9 +216,13 @@ var (
 
 // TestRouterNamespaceE2E is the whole router-mode story: SLAAC on the LAN
 // from gogoc's RAs, traffic from the LAN through the tunnel, rdisc6's view
-// of the RA, a reconnect that brings another prefix, and SIGTERM.
+// of the RA, a reconnect that brings another prefix, and SIGTERM. The LAN
+// device has a ULA as netifd gives br-lan, and the RA flags come as the
+// OpenWrt init script passes dhcp.lan.ra_flags: the LAN keeps both.
 func TestRouterNamespaceE2E(t *testing.T) {
 	l := newRouterLab(t)
+	e2eSh(t, "ip", "-n", l.rtNS, "addr", "add", "fd12:3456:789a:10::1/60", "dev", l.lanRouter, "nodad")
+	l.runArgs = []string{"-ra-flags", "managed-config,other-config"}
 	b1 := l.startBroker(t, "2001:db8:8000::/33")
 	c := l.startGogoc(t)
 	c.waitUp(t, "v6udpv4")
@@ -234,6 +240,9 @@ func TestRouterNamespaceE2E(t *testing.T) {
 		t.Fatalf("LAN host has no address in %v after %v: %+v", firstLAN, took, addrs(t, l.lanNS, l.lanHost))
 	}
 	t.Logf("figure: tunnel up → LAN host global address %s in %v", host.Local, time.Since(upAt).Round(time.Millisecond))
+	if _, ok := waitFor(5*time.Second, func() bool { _, ok := inPrefix(t, l.lanNS, l.lanHost, lanULA); return ok }); !ok {
+		t.Fatalf("LAN host has no address in the LAN device's ULA %v: %+v", lanULA, addrs(t, l.lanNS, l.lanHost))
+	}
 	ll := l.routerLinkLocal(t)
 	if _, ok := waitFor(5*time.Second, func() bool { return strings.Contains(l.defaultRoute(t), "via "+ll+" ") }); !ok {
 		t.Fatalf("LAN default route %q, want via %s", l.defaultRoute(t), ll)
@@ -284,7 +293,8 @@ func TestRouterNamespaceE2E(t *testing.T) {
 	e2eSh(t, "ip", "netns", "exec", l.lanNS, "ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", e2eInetV6)
 
 	// 5. SIGTERM: the final RA takes the default route away and deprecates
-	// the prefix within 2 s; the router keeps nothing of router mode.
+	// the prefix within 2 s, and leaves the ULA alone (odhcpd advertises
+	// it next); the router keeps nothing of router mode.
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -296,9 +306,12 @@ func TestRouterNamespaceE2E(t *testing.T) {
 		t.Fatalf("%v after SIGTERM: default route %q, addresses %+v", took, l.defaultRoute(t), addrs(t, l.lanNS, l.lanHost))
 	}
 	t.Logf("default route gone and prefix deprecated %v after SIGTERM", time.Since(stopAt).Round(time.Millisecond))
+	if a, ok := inPrefix(t, l.lanNS, l.lanHost, lanULA); !ok || a.Deprec {
+		t.Fatalf("after the final RA the ULA address is %+v (present %v), want it kept and preferred", a, ok)
+	}
 	waitExit(t, c.exited, 3*time.Second, "SIGTERM")
 	for _, a := range addrs(t, l.rtNS, l.lanRouter) {
-		if a.Scope == "global" {
+		if a.Scope == "global" && !lanULA.Contains(a.addr()) {
 			t.Errorf("router keeps LAN address %s after exit", a.Local)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/jsklein/gogoc/config"
@@ -25,6 +26,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	bf := addBrokerFlags(fs)
 	bf.needLAN = true
+	bf.raFlags = fs.String("ra-flags", "", "ra_flags: the LAN RAs' flags, comma-separated (managed-config, other-config, home-agent, none); empty keeps the configured ones")
 	verbose := fs.Bool("v", false, "debug logging to stderr (log_stderr 3)")
 	statusFile := fs.String("status-file", "", "status JSON `file` (default: status_file, "+config.DefaultStatusFile+")")
 	if code, done := parseFlags(fs, args); done {
@@ -65,13 +67,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	log := lg
 
 	var lanSide daemon.LAN // nil outside router mode
+	var lanStart func()
 	if c.HostType == config.HostTypeRouter {
 		l, err := lan.New(lanConfig(c, log))
 		if err != nil {
 			fmt.Fprintf(stderr, "gogoc run: %v\n", err)
 			return 1
 		}
-		lanSide = l
+		lanSide, lanStart = l, l.Start
 	}
 	// "-status-file -" keeps no status file; the state files then live
 	// where the default status file would.
@@ -125,6 +128,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	log.Info("gogoc starting", "version", version, "pid", os.Getpid(), "server", c.Server, "mode", string(c.TunnelMode))
+	if lanStart != nil {
+		// The LAN's own prefixes and flags are advertised even while no
+		// tunnel is up; Run's end closes the LAN side.
+		lanStart()
+	}
 	_ = d.Run(ctx)
 	log.Info("stopped")
 	return 0
@@ -137,6 +145,9 @@ func lanConfig(c *config.Config, log *logx.Logger) lan.Config {
 		SubnetID:  c.SubnetID,
 		Advertise: c.RA != config.RANone,
 		DNS:       c.DNSServersRA,
+		Managed:   slices.Contains(c.RAFlags, config.RAFlagManaged),
+		Other:     slices.Contains(c.RAFlags, config.RAFlagOther),
+		HomeAgent: slices.Contains(c.RAFlags, config.RAFlagHomeAgent),
 		Log:       log,
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -289,5 +290,46 @@ func TestLANConfig(t *testing.T) {
 	c.RA = config.RANone
 	if lanConfig(&c, nil).Advertise {
 		t.Fatal("ra none: the LAN side advertises")
+	}
+	c.RAFlags = []config.RAFlag{config.RAFlagOther, config.RAFlagNone, config.RAFlagManaged}
+	if got := lanConfig(&c, nil); !got.Managed || !got.Other || got.HomeAgent {
+		t.Fatalf("ra_flags %v: M %v O %v H %v", c.RAFlags, got.Managed, got.Other, got.HomeAgent)
+	}
+}
+
+// -ra-flags replaces the file's ra_flags (the OpenWrt init script passes
+// the dhcp section's list through it); empty keeps them; a bad value is
+// refused before anything starts.
+func TestRunRAFlagsFlag(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "gogoc")
+	if err := os.WriteFile(conf, []byte("config gogoc 'main'\n\toption server 'broker.example.net'\n\toption auth_method 'anonymous'\n\tlist ra_flags 'other-config'\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	read := func(args ...string) ([]config.RAFlag, string) {
+		fs := flag.NewFlagSet("gogoc run", flag.ContinueOnError)
+		var errb strings.Builder
+		fs.SetOutput(&errb)
+		bf := addBrokerFlags(fs)
+		bf.raFlags = fs.String("ra-flags", "", "")
+		if err := fs.Parse(append([]string{"-uci", conf}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		c, ok := bf.config(fs, "gogoc run", &errb)
+		if !ok {
+			return nil, errb.String()
+		}
+		return c.RAFlags, ""
+	}
+	if got, _ := read(); !slices.Equal(got, []config.RAFlag{config.RAFlagOther}) {
+		t.Errorf("from the file: %v", got)
+	}
+	if got, _ := read("-ra-flags", "managed-config,other-config"); !slices.Equal(got, []config.RAFlag{config.RAFlagManaged, config.RAFlagOther}) {
+		t.Errorf("-ra-flags managed-config,other-config: %v", got)
+	}
+	if got, _ := read("-ra-flags", ""); !slices.Equal(got, []config.RAFlag{config.RAFlagOther}) {
+		t.Errorf("-ra-flags '': %v, want the file's", got)
+	}
+	if _, msg := read("-ra-flags", "managed"); !strings.Contains(msg, `ra_flags: "managed" is not one of`) {
+		t.Errorf("-ra-flags managed: %q", msg)
 	}
 }

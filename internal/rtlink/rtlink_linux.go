@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -398,6 +399,35 @@ type Addr struct {
 	Index  int          // the device; filled in by AddrList
 	Flags  uint32       // IFA_F_*
 	Scope  uint8        // RT_SCOPE_*; 0 (universe) for what gogoc adds
+	// Valid and Preferred are the lifetimes left, Forever for none; filled
+	// in by AddrList (IFA_CACHEINFO), ignored when adding.
+	Valid, Preferred time.Duration
+	// Proto says who added the address (IFA_PROTO, Linux 6.1 and later):
+	// ProtoKernelRA for one the kernel formed from a router
+	// advertisement; 0 when the kernel does not say. Filled in by
+	// AddrList.
+	Proto uint8
+}
+
+// Forever is the lifetime of an address that does not expire.
+const Forever = time.Duration(1<<63 - 1)
+
+// Values of Addr.Proto (IFAPROT_*).
+const (
+	ProtoKernelLo = 1 // loopback
+	ProtoKernelRA = 2 // formed from a router advertisement
+	ProtoKernelLL = 3 // the kernel's link-local address
+)
+
+// ifaProto is IFA_PROTO, which x/sys/unix does not name yet.
+const ifaProto = 11
+
+// lifetime turns IFA_CACHEINFO seconds into a Duration.
+func lifetime(s uint32) time.Duration {
+	if s == 0xffffffff {
+		return Forever
+	}
+	return time.Duration(s) * time.Second
 }
 
 // AddrAdd adds a to the device (EEXIST when it is there already).
@@ -503,6 +533,16 @@ func parseAddr(m []byte) (Addr, int, error) {
 		case unix.IFA_FLAGS:
 			if len(at.val) >= 4 {
 				a.Flags = binary.NativeEndian.Uint32(at.val)
+			}
+		case unix.IFA_CACHEINFO:
+			// struct ifa_cacheinfo: preferred, valid, then timestamps.
+			if len(at.val) >= 8 {
+				a.Preferred = lifetime(binary.NativeEndian.Uint32(at.val))
+				a.Valid = lifetime(binary.NativeEndian.Uint32(at.val[4:]))
+			}
+		case ifaProto:
+			if len(at.val) >= 1 {
+				a.Proto = at.val[0]
 			}
 		}
 	}

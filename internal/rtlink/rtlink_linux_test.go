@@ -211,6 +211,10 @@ func TestAddrs(t *testing.T) {
 	if err := ns.NL.AddrAdd(ns.Link(t, a), libAddr); err != nil {
 		t.Fatal(err)
 	}
+	timed := &netlink.Addr{IPNet: vmtest.IPNet(netip.MustParsePrefix("fd00:97::1/60")), Flags: unix.IFA_F_NODAD, ValidLft: 3600, PreferedLft: 1800}
+	if err := ns.NL.AddrAdd(ns.Link(t, a), timed); err != nil {
+		t.Fatal(err)
+	}
 	got, err := ns.RT.AddrList(l.Index, unix.AF_INET6)
 	if err != nil {
 		t.Fatal(err)
@@ -220,12 +224,22 @@ func TestAddrs(t *testing.T) {
 		if ad.Index != l.Index {
 			t.Errorf("AddrList(%d) returned %+v of another device", l.Index, ad)
 		}
+		switch ad.Prefix.String() {
+		case "fd00:97::1/60":
+			if ad.Valid > time.Hour || ad.Valid < 59*time.Minute || ad.Preferred > 30*time.Minute || ad.Preferred < 29*time.Minute {
+				t.Errorf("%v: lifetimes valid %v preferred %v, want 1 h and 30 min (counting down)", ad.Prefix, ad.Valid, ad.Preferred)
+			}
+		case "2001:db8:97::2/64":
+			if ad.Valid != rtlink.Forever || ad.Preferred != rtlink.Forever {
+				t.Errorf("%v: lifetimes valid %v preferred %v, want forever", ad.Prefix, ad.Valid, ad.Preferred)
+			}
+		}
 		if !ad.Prefix.Addr().IsLinkLocalUnicast() {
 			prefixes = append(prefixes, ad.Prefix.String())
 		}
 	}
 	slices.Sort(prefixes)
-	if want := []string{"2001:db8:97::1/128", "2001:db8:97::2/64"}; !slices.Equal(prefixes, want) {
+	if want := []string{"2001:db8:97::1/128", "2001:db8:97::2/64", "fd00:97::1/60"}; !slices.Equal(prefixes, want) {
 		t.Errorf("AddrList IPv6 = %v, want %v", prefixes, want)
 	}
 	all, err := ns.RT.AddrList(0, unix.AF_INET)
