@@ -30,6 +30,8 @@ var rules = []struct {
 		why: "how an offer is shown (JSON) is the command's business, not the protocol's"},
 	{from: []string{"radv/..."}, to: []string{"tsp/...", "daemon/..."},
 		why: "radv serves RAs from plain values; it knows no broker and no supervisor"},
+	{from: []string{"lan/...", "router/..."}, to: []string{"tsp/...", "daemon/...", "config/..."},
+		why: "the LAN side takes the uplink and its settings as plain values; the daemon and the command map offer and configuration"},
 	{from: []string{"uci/..."}, to: []string{"config/..."},
 		why: "uci is the file grammar; config builds on it, never the reverse"},
 	{from: []string{"..."}, to: []string{"internal/testbroker/..."}, except: []string{"cmd/tspbroker", "internal/testbroker/..."},
