@@ -121,7 +121,8 @@ const (
 // the socket is dropped; when it is back, the LAN address and forwarding
 // are restored and a new socket starts with an RA at once. It learns of
 // changes from link notifications and from writes that fail because the
-// link is gone, and waits quietly while the device is missing.
+// link is gone; while the device is missing it looks for it every few
+// seconds at most, which costs next to nothing.
 type LAN struct {
 	cfg   Config
 	log   *logx.Logger
@@ -457,7 +458,9 @@ type keeper struct {
 	notBefore time.Time
 	// The same for restoring the LAN address.
 	ensureFails int
-	lastErr     string // logged once until it changes
+	// Looks at a device that is missing, or there but not up and running.
+	downLooks int
+	lastErr   string // logged once until it changes
 }
 
 // subscribe starts the link watch; nil when it cannot.
@@ -509,6 +512,15 @@ func (k *keeper) ended(err error) {
 	}
 }
 
+// lookLater says when to look at a device that is missing or not up
+// again. Its return is announced, but a notification may be missed (and
+// a bridge gets its ports a moment after it appears): soon at first,
+// then every pollEvery, which costs two netlink requests.
+func (k *keeper) lookLater() time.Duration {
+	k.downLooks++
+	return backoff(k.downLooks-1, pollEvery)
+}
+
 // drop ends the current Serve without a final RA: its link is gone.
 func (k *keeper) drop() {
 	if k.cur == nil {
@@ -529,7 +541,7 @@ func (k *keeper) reconcile() time.Duration {
 			l.log.Warn("LAN device gone; waiting for it to come back")
 			k.drop()
 		}
-		return 0
+		return k.lookLater()
 	}
 	if err != nil {
 		k.problem("LAN device", err)
@@ -573,7 +585,11 @@ func (k *keeper) reconcile() time.Duration {
 		}
 		k.drop()
 	}
-	if k.cur != nil || !usable {
+	if !usable {
+		return minWait(wait, k.lookLater())
+	}
+	k.downLooks = 0
+	if k.cur != nil {
 		return wait
 	}
 	if d := time.Until(k.notBefore); d > 0 {
