@@ -30,12 +30,13 @@ type Dialer interface {
 
 // SocketDialer is the production Dialer: real sockets, RUDP tuned by RUDP.
 type SocketDialer struct {
-	RUDP tsp.RUDPConfig
+	RUDP     tsp.RUDPConfig
+	Resolver tsp.Resolver // nil: net.DefaultResolver
 }
 
 // Dial implements Dialer.
 func (s SocketDialer) Dial(ctx context.Context, server string, network tsp.Network, v6 bool) (tsp.Transport, error) {
-	nd := tsp.NetDialer{IPv6: v6, RUDP: s.RUDP}
+	nd := tsp.NetDialer{IPv6: v6, RUDP: s.RUDP, Resolver: s.Resolver}
 	return nd.Dial(ctx, server, network)
 }
 
@@ -63,7 +64,10 @@ type TSPBroker struct {
 	// ProbeTries echoes of ProbeTimeout each measure one broker.
 	ProbeTries   int
 	ProbeTimeout time.Duration
-	Log          *logx.Logger
+	// Resolver looks broker names up for the distance probes (nil:
+	// net.DefaultResolver); the Dialer has its own.
+	Resolver tsp.Resolver
+	Log      *logx.Logger
 }
 
 // NewTSPBroker returns a TSPBroker with real sockets (DefaultRUDP) and
@@ -93,5 +97,6 @@ func (b *TSPBroker) Negotiate(ctx context.Context, c *config.Config, server stri
 
 // Probe implements Broker with the TSP echo.
 func (b *TSPBroker) Probe(ctx context.Context, c *config.Config, server string) (time.Duration, bool, error) {
-	return EchoProber(c.TunnelMode == config.TunnelV4V6, b.ProbeTries, b.ProbeTimeout)(ctx, server)
+	e := Echo{V6: c.TunnelMode == config.TunnelV4V6, Resolver: b.Resolver, Tries: b.ProbeTries, Timeout: b.ProbeTimeout}
+	return e.Probe(ctx, server)
 }

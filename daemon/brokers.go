@@ -41,37 +41,48 @@ type Distance struct {
 // family.
 type Prober func(ctx context.Context, server string) (rtt time.Duration, rightFamily bool, err error)
 
-// EchoProber is the production Prober: it resolves the server, preferring
-// the wanted family (IPv6 for v4v6, else IPv4), and sends "ECHO REQUEST"
-// over a fresh RUDP socket, tries times, each waiting timeout.
-func EchoProber(wantV6 bool, tries int, timeout time.Duration) Prober {
-	return func(ctx context.Context, server string) (time.Duration, bool, error) {
-		host, port, err := tsp.ParseServer(server)
-		if err != nil {
-			return 0, false, err
-		}
-		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		if err != nil || len(addrs) == 0 {
-			return 0, false, &resolveError{fmt.Errorf("resolve %s: %w", host, err)}
-		}
-		addr, right := addrs[0].Unmap(), false
-		for _, a := range addrs {
-			if a = a.Unmap(); a.Is6() == wantV6 {
-				addr, right = a, true
-				break
-			}
-		}
-		var d net.Dialer
-		conn, err := d.DialContext(ctx, "udp", netip.AddrPortFrom(addr, port).String())
-		if err != nil {
-			return 0, right, err
-		}
-		defer conn.Close()
-		r := tsp.NewRUDP(conn, tsp.RUDPConfig{})
-		rtt, _, err := r.Echo(ctx, tries, timeout)
-		// A non-200 reply keeps its distance, as in the old client.
-		return rtt, right, err
+// Echo is the production Prober (its Probe method): it resolves the
+// server, preferring the wanted family (IPv6 for v4v6, else IPv4), and
+// sends "ECHO REQUEST" over a fresh RUDP socket, Tries times, each waiting
+// Timeout.
+type Echo struct {
+	V6       bool         // IPv6 is the wanted family (v4v6)
+	Resolver tsp.Resolver // nil: net.DefaultResolver
+	Tries    int
+	Timeout  time.Duration
+}
+
+// Probe implements Prober.
+func (e Echo) Probe(ctx context.Context, server string) (time.Duration, bool, error) {
+	host, port, err := tsp.ParseServer(server)
+	if err != nil {
+		return 0, false, err
 	}
+	var r tsp.Resolver = net.DefaultResolver
+	if e.Resolver != nil {
+		r = e.Resolver
+	}
+	addrs, err := r.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return 0, false, &resolveError{fmt.Errorf("resolve %s: %w", host, err)}
+	}
+	addr, right := addrs[0].Unmap(), false
+	for _, a := range addrs {
+		if a = a.Unmap(); a.Is6() == e.V6 {
+			addr, right = a, true
+			break
+		}
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "udp", netip.AddrPortFrom(addr, port).String())
+	if err != nil {
+		return 0, right, err
+	}
+	defer conn.Close()
+	rt := tsp.NewRUDP(conn, tsp.RUDPConfig{})
+	rtt, _, err := rt.Echo(ctx, e.Tries, e.Timeout)
+	// A non-200 reply keeps its distance, as in the old client.
+	return rtt, right, err
 }
 
 type resolveError struct{ err error }

@@ -61,11 +61,11 @@ func TestMeasureOrder(t *testing.T) {
 	}
 }
 
-// TestEchoProberRealSocket measures a live UDP echo responder and a closed
+// TestEchoRealSocket measures a live UDP echo responder and a closed
 // port with the real prober.
-func TestEchoProberRealSocket(t *testing.T) {
+func TestEchoRealSocket(t *testing.T) {
 	_, live := startBroker(t, brokerDefaults(), "127.0.0.1:0")
-	p := EchoProber(false, 2, 300*time.Millisecond)
+	p := Echo{Tries: 2, Timeout: 300 * time.Millisecond}.Probe
 	rtt, right, err := p(context.Background(), live)
 	if err != nil || !right || rtt < 0 || rtt > 300*time.Millisecond { // RUDP times in whole ms: loopback gives 0
 		t.Fatalf("live broker: rtt %v right %v err %v", rtt, right, err)
