@@ -13,13 +13,17 @@ import (
 // Broker is how the daemon talks to tunnel brokers. The configuration is
 // passed on each call because SIGHUP may replace it.
 type Broker interface {
-	// Negotiate obtains an offer from server, following redirects; order
-	// ranks the brokers a redirect names (those it leaves out are not
-	// tried).
-	Negotiate(ctx context.Context, c *config.Config, server string, order func(context.Context, []string) []string) (*tsp.Result, error)
+	// Negotiate obtains an offer from server, which from names (a
+	// remembered redirect target is held to the redirect rules), following
+	// redirects; order ranks the brokers a redirect names (those it leaves
+	// out are not tried; with none left, its error says why).
+	Negotiate(ctx context.Context, c *config.Config, server string, from tsp.Origin,
+		order func(context.Context, []string, tsp.Origin) ([]string, error)) (*tsp.Result, error)
 	// Probe measures one broker's distance (spec §7.1): the round trip of
 	// an answered echo and whether its address is of the wanted family.
-	Probe(ctx context.Context, c *config.Config, server string) (rtt time.Duration, rightFamily bool, err error)
+	// The address a redirect target leads to passes the address policy
+	// (from.Check) before anything is sent.
+	Probe(ctx context.Context, c *config.Config, server string, from tsp.Origin) (rtt time.Duration, rightFamily bool, err error)
 }
 
 // Dialer opens a fresh TSP transport to server. v6 asks for the broker's
@@ -77,7 +81,8 @@ func NewTSPBroker(params func(*config.Config) (tsp.Request, tsp.Credentials), lo
 }
 
 // Negotiate implements Broker.
-func (b *TSPBroker) Negotiate(ctx context.Context, c *config.Config, server string, order func(context.Context, []string) []string) (*tsp.Result, error) {
+func (b *TSPBroker) Negotiate(ctx context.Context, c *config.Config, server string, from tsp.Origin,
+	order func(context.Context, []string, tsp.Origin) ([]string, error)) (*tsp.Result, error) {
 	if b.Params == nil || b.Dialer == nil {
 		return nil, errors.New("daemon: TSPBroker needs Params and a Dialer (NewTSPBroker)")
 	}
@@ -90,13 +95,13 @@ func (b *TSPBroker) Negotiate(ctx context.Context, c *config.Config, server stri
 		Request: req, Creds: creds, Log: b.Log,
 		// tcp_fallback_delay 0 is "at once", not the protocol default.
 		TCPFallbackDelay: c.TCPFallbackDelay, TCPAtOnce: c.TCPFallbackDelay == 0,
-		OrderBrokers: order,
+		OrderBrokers: order, From: from,
 	}
 	return n.Negotiate(ctx, server)
 }
 
 // Probe implements Broker with the TSP echo.
-func (b *TSPBroker) Probe(ctx context.Context, c *config.Config, server string) (time.Duration, bool, error) {
-	e := Echo{V6: c.TunnelMode == config.TunnelV4V6, Resolver: b.Resolver, Tries: b.ProbeTries, Timeout: b.ProbeTimeout}
+func (b *TSPBroker) Probe(ctx context.Context, c *config.Config, server string, from tsp.Origin) (time.Duration, bool, error) {
+	e := Echo{V6: c.TunnelMode == config.TunnelV4V6, From: from, Resolver: b.Resolver, Tries: b.ProbeTries, Timeout: b.ProbeTimeout}
 	return e.Probe(ctx, server)
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,9 +45,11 @@ type Prober func(ctx context.Context, server string) (rtt time.Duration, rightFa
 // Echo is the production Prober (its Probe method): it resolves the
 // server, preferring the wanted family (IPv6 for v4v6, else IPv4), and
 // sends "ECHO REQUEST" over a fresh RUDP socket, Tries times, each waiting
-// Timeout.
+// Timeout. The address probed must first pass From's check: a redirect
+// target's name may lead anywhere, and a probe is a packet sent there.
 type Echo struct {
 	V6       bool         // IPv6 is the wanted family (v4v6)
+	From     tsp.Origin   // who named the servers probed
 	Resolver tsp.Resolver // nil: net.DefaultResolver
 	Tries    int
 	Timeout  time.Duration
@@ -58,20 +61,40 @@ func (e Echo) Probe(ctx context.Context, server string) (time.Duration, bool, er
 	if err != nil {
 		return 0, false, err
 	}
-	var r tsp.Resolver = net.DefaultResolver
-	if e.Resolver != nil {
-		r = e.Resolver
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a}
+	} else {
+		var r tsp.Resolver = net.DefaultResolver
+		if e.Resolver != nil {
+			r = e.Resolver
+		}
+		addrs, err = r.LookupNetIP(ctx, "ip", host)
+		if err != nil || len(addrs) == 0 {
+			return 0, false, &resolveError{fmt.Errorf("resolve %s: %w", host, err)}
+		}
 	}
-	addrs, err := r.LookupNetIP(ctx, "ip", host)
-	if err != nil || len(addrs) == 0 {
-		return 0, false, &resolveError{fmt.Errorf("resolve %s: %w", host, err)}
-	}
-	addr, right := addrs[0].Unmap(), false
+	// The first allowed address of the wanted family, else the first
+	// allowed one (flagged wrong family); none allowed: no probe at all.
+	var addr netip.Addr
+	var refused error
+	right := false
 	for _, a := range addrs {
-		if a = a.Unmap(); a.Is6() == e.V6 {
+		a = a.Unmap()
+		if err := e.From.Check(server, a); err != nil {
+			refused = cmp.Or(refused, err)
+			continue
+		}
+		if a.Is6() == e.V6 {
 			addr, right = a, true
 			break
 		}
+		if !addr.IsValid() {
+			addr = a
+		}
+	}
+	if !addr.IsValid() {
+		return 0, false, refused
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "udp", netip.AddrPortFrom(addr, port).String())
@@ -185,10 +208,41 @@ func resolvePath(dir, name string) string {
 	return filepath.Join(dir, name)
 }
 
-// writeBrokerList writes the ordered list, one per line, IPv6 literals
-// without brackets (spec §7.3).
-func writeBrokerList(path string, servers []string) error {
+// The origin line says who named the brokers of a file: the first line of
+// a broker list, the line before the server in the last-server file. The
+// readers skip any other line that starts with '#' (the old client's broker
+// list allowed no comments; a server string never starts with '#').
+const (
+	originConfigured = "# gogoc: the configured server"
+	originRedirect   = "# gogoc: named by a broker's redirect; same_host="
+)
+
+func originLine(o tsp.Origin) string {
+	switch {
+	case !o.Redirect:
+		return originConfigured
+	case o.SameHost:
+		return originRedirect + "yes"
+	}
+	return originRedirect + "no"
+}
+
+// parseOriginLine reads an origin line; ok is false for any other line.
+func parseOriginLine(line string) (o tsp.Origin, ok bool) {
+	switch {
+	case line == originConfigured:
+		return tsp.Origin{}, true
+	case strings.HasPrefix(line, originRedirect):
+		return tsp.Origin{Redirect: true, SameHost: line[len(originRedirect):] == "yes"}, true
+	}
+	return tsp.Origin{}, false
+}
+
+// writeBrokerList writes the ordered list of a redirect, one per line,
+// IPv6 literals without brackets (spec §7.3), after the origin line.
+func writeBrokerList(path string, servers []string, from tsp.Origin) error {
 	var b bytes.Buffer
+	b.WriteString(originLine(from) + "\n")
 	for _, s := range servers {
 		b.WriteString(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
 		b.WriteByte('\n')
@@ -196,62 +250,82 @@ func writeBrokerList(path string, servers []string) error {
 	return atomicfile.Write(path, b.Bytes(), 0o644)
 }
 
-// readBrokerList reads a broker list file. Missing file: nil, nil. More
-// than 50 entries: the whole file is ignored. Unlike the old client, IPv6
+// readBrokerList reads a broker list file. Its entries came from a
+// redirect, whatever the file says: from is a redirect's origin, from a
+// broker on this host only when the origin line says so (a file of the
+// previous release has none: a far broker's). Missing file: nil. More than
+// 50 entries or an entry that is no server string: the whole file is
+// ignored, with an error naming the line. Unlike the old client, IPv6
 // literals are bracketed so they parse as servers (spec §14).
-func readBrokerList(path string) ([]string, error) {
+func readBrokerList(path string) (list []string, from tsp.Origin, err error) {
+	from = tsp.Origin{Redirect: true}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, from, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, from, err
 	}
 	defer f.Close()
-	var list []string
 	sc := bufio.NewScanner(f)
-	for sc.Scan() {
+	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimRight(sc.Text(), "\r\n")
 		if line == "" {
+			continue
+		}
+		if line[0] == '#' {
+			if o, ok := parseOriginLine(line); ok && n == 1 {
+				from.SameHost = o.SameHost
+			}
 			continue
 		}
 		if a, err := netip.ParseAddr(line); err == nil && a.Is6() {
 			line = "[" + line + "]"
 		}
+		if _, _, err := tsp.ParseServer(line); err != nil {
+			return nil, from, fmt.Errorf("broker list %s:%d: %w: file ignored", path, n, err)
+		}
 		list = append(list, line)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("broker list %s: %w", path, err)
+		return nil, from, fmt.Errorf("broker list %s: %w", path, err)
 	}
 	if len(list) > maxListEntries {
-		return nil, fmt.Errorf("broker list %s: %d entries, more than %d: ignored", path, len(list), maxListEntries)
+		return nil, from, fmt.Errorf("broker list %s: %d entries, more than %d: ignored", path, len(list), maxListEntries)
 	}
-	return list, nil
+	return list, from, nil
 }
 
-// writeLastServer records the broker of the last successful negotiation.
-func writeLastServer(path, server string) error {
-	return atomicfile.Write(path, []byte(server+"\n"), 0o644)
+// writeLastServer records the broker of the last successful negotiation,
+// after its origin line.
+func writeLastServer(path, server string, from tsp.Origin) error {
+	return atomicfile.Write(path, []byte(originLine(from)+"\n"+server+"\n"), 0o644)
 }
 
 // readLastServer returns the first line that does not start with '#', CR
-// or LF, without its line end (spec §7.2). A missing file or no such line
-// gives "".
-func readLastServer(path string) (string, error) {
+// or LF, without its line end (spec §7.2), and its origin when an origin
+// line came before it (marked). A missing file or no such line gives "".
+func readLastServer(path string) (server string, from tsp.Origin, marked bool, err error) {
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return "", nil
+		return "", tsp.Origin{}, false, nil
 	}
 	if err != nil {
-		return "", err
+		return "", tsp.Origin{}, false, err
 	}
 	for line := range strings.Lines(string(raw)) {
-		if line == "" || line[0] == '#' || line[0] == '\r' || line[0] == '\n' {
+		if line == "" || line[0] == '\r' || line[0] == '\n' {
 			continue
 		}
-		return strings.TrimRight(line, "\r\n"), nil
+		if line[0] == '#' {
+			if o, ok := parseOriginLine(strings.TrimRight(line, "\r\n")); ok {
+				from, marked = o, true
+			}
+			continue
+		}
+		return strings.TrimRight(line, "\r\n"), from, marked, nil
 	}
-	return "", nil
+	return "", tsp.Origin{}, false, nil
 }
 
 func formatDistances(ds []Distance) string {

@@ -75,39 +75,69 @@ func TestEchoRealSocket(t *testing.T) {
 	}
 }
 
+// TestBrokerListFiles: the broker list and last-server files as the spec
+// lays them out (§7.2, §7.3), with gogoc's origin line: a broker list is a
+// redirect's, read back as one whatever the file says, from a broker on
+// this host only when the file says so; a bad entry makes the whole file
+// ignored, naming the line.
 func TestBrokerListFiles(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "list")
-	if err := writeBrokerList(p, []string{"[2001:db8::1]", "broker.example.net", "192.0.2.1"}); err != nil {
+	far, local := tsp.Origin{Redirect: true}, tsp.Origin{Redirect: true, SameHost: true}
+	if err := writeBrokerList(p, []string{"[2001:db8::1]", "broker.example.net", "192.0.2.1"}, local); err != nil {
 		t.Fatal(err)
 	}
 	raw, _ := os.ReadFile(p)
-	if string(raw) != "2001:db8::1\nbroker.example.net\n192.0.2.1\n" {
-		t.Fatalf("file %q: IPv6 without brackets, one per line", raw)
+	if string(raw) != "# gogoc: named by a broker's redirect; same_host=yes\n2001:db8::1\nbroker.example.net\n192.0.2.1\n" {
+		t.Fatalf("file %q: origin line, then IPv6 without brackets, one per line", raw)
 	}
-	got, err := readBrokerList(p)
-	if err != nil || strings.Join(got, ",") != "[2001:db8::1],broker.example.net,192.0.2.1" {
-		t.Fatalf("read back %v %v", got, err)
+	got, from, err := readBrokerList(p)
+	if err != nil || strings.Join(got, ",") != "[2001:db8::1],broker.example.net,192.0.2.1" || from != local {
+		t.Fatalf("read back %v %+v %v", got, from, err)
+	}
+	for name, tc := range map[string]struct {
+		body string
+		from tsp.Origin
+	}{
+		"previous release":    {"192.0.2.1\n", far},
+		"says far":            {"# gogoc: named by a broker's redirect; same_host=no\n192.0.2.1\n", far},
+		"says configured":     {"# gogoc: the configured server\n192.0.2.1\n", far},
+		"origin line not 1st": {"192.0.2.1\n# gogoc: named by a broker's redirect; same_host=yes\n", far},
+	} {
+		_ = os.WriteFile(p, []byte(tc.body), 0o644)
+		if got, from, err := readBrokerList(p); err != nil || len(got) != 1 || from != tc.from {
+			t.Errorf("%s: %v, origin %+v, %v; want one entry of origin %+v", name, got, from, err, tc.from)
+		}
+	}
+	_ = os.WriteFile(p, []byte("192.0.2.1\nbroker..example\n"), 0o644)
+	if got, _, err := readBrokerList(p); got != nil || err == nil || !strings.Contains(err.Error(), p+":2:") {
+		t.Fatalf("a list with a bad entry: %v, %v; want it ignored, naming line 2", got, err)
 	}
 	long := strings.Repeat("192.0.2.1\n", maxListEntries+1)
 	_ = os.WriteFile(p, []byte(long), 0o644)
-	if got, err := readBrokerList(p); err == nil || got != nil {
+	if got, _, err := readBrokerList(p); err == nil || got != nil {
 		t.Fatalf("a list of %d entries was used: %v", maxListEntries+1, got)
 	}
-	if got, err := readBrokerList(filepath.Join(dir, "none")); got != nil || err != nil {
+	if got, _, err := readBrokerList(filepath.Join(dir, "none")); got != nil || err != nil {
 		t.Fatalf("missing file: %v %v", got, err)
 	}
 
 	lp := filepath.Join(dir, "last")
-	if err := writeLastServer(lp, "[2001:db8::20]"); err != nil {
+	if err := writeLastServer(lp, "[2001:db8::20]", far); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := readLastServer(lp); s != "[2001:db8::20]" || err != nil {
-		t.Fatalf("last server %q %v", s, err)
+	if s, from, marked, err := readLastServer(lp); s != "[2001:db8::20]" || from != far || !marked || err != nil {
+		t.Fatalf("last server %q %+v %v %v", s, from, marked, err)
+	}
+	if err := writeLastServer(lp, "broker.example.net", tsp.Origin{}); err != nil {
+		t.Fatal(err)
+	}
+	if s, from, marked, _ := readLastServer(lp); s != "broker.example.net" || from.Redirect || !marked {
+		t.Fatalf("configured last server %q %+v %v", s, from, marked)
 	}
 	_ = os.WriteFile(lp, []byte("#c\r\n\n\rx\nbroker.example.net\r\n"), 0o644)
-	if s, _ := readLastServer(lp); s != "broker.example.net" {
-		t.Fatalf("last server %q: lines starting with #, CR or LF are skipped", s)
+	if s, _, marked, _ := readLastServer(lp); s != "broker.example.net" || marked {
+		t.Fatalf("last server %q (marked %v): lines starting with #, CR or LF are skipped; no origin line", s, marked)
 	}
 	if resolvePath("/var/run/gogoc", "tsp-last-server.txt") != "/var/run/gogoc/tsp-last-server.txt" ||
 		resolvePath("/x", "/etc/gogoc/last") != "/etc/gogoc/last" {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -144,8 +145,8 @@ type Daemon struct {
 	cfg         *config.Config
 	backoff     Backoff
 	lastAttempt map[string]time.Time
-	current     string // broker of the last tunnel; tried first
-	pinned      string // always_use_same_server: this broker only
+	current     target // broker of the last tunnel; tried first
+	pinned      target // always_use_same_server: this broker only
 
 	mu          sync.Mutex
 	status      Status
@@ -325,14 +326,36 @@ func (d *Daemon) watchWAN(ctx context.Context) {
 	}
 }
 
+// target is a broker to try and who named it. A redirect target stays
+// one when it is remembered (the broker in use, the last-server file, the
+// broker list): it is dialled under the redirect rules (tsp.Origin).
+type target struct {
+	server string
+	from   tsp.Origin
+}
+
+// own gives the configured server its origin, however t was found.
+func (d *Daemon) own(t target) target {
+	if t.server == d.cfg.Server {
+		t.from = tsp.Origin{}
+	}
+	return t
+}
+
+// plainWithheld: auth_method plain sends the password only to the
+// configured server, never to one a redirect named.
+func (d *Daemon) plainWithheld(t target) bool {
+	return t.from.Redirect && d.cfg.AuthMethod == config.AuthPlain
+}
+
 // startup reads the last server when always_use_same_server asks for it.
 func (d *Daemon) startup() {
-	d.pinned = ""
+	d.pinned = target{}
 	if !d.cfg.AlwaysUseSameServer || d.cfg.LastServer == "" {
 		return
 	}
 	p := resolvePath(d.o.StateDir, d.cfg.LastServer)
-	s, err := readLastServer(p)
+	s, from, marked, err := readLastServer(p)
 	switch {
 	case err != nil:
 		d.log.Warn("cannot read the last server; using the configured one", "file", p, "err", err)
@@ -343,8 +366,19 @@ func (d *Daemon) startup() {
 			d.log.Warn("last server file holds no usable server; using the configured one", "file", p, "err", err)
 			return
 		}
-		d.log.Info("always_use_same_server: staying on the last server", "server", s)
-		d.pinned = s
+		if !marked {
+			// Written by a release that did not record who named it:
+			// unless it is the configured server, it may be a
+			// redirect's.
+			from = tsp.Origin{Redirect: true}
+		}
+		t := d.own(target{s, from})
+		if d.plainWithheld(t) {
+			d.log.Warn("always_use_same_server: the last server was named by a redirect, and auth_method plain sends the password only to the configured server; using the configured one", "server", s)
+			return
+		}
+		d.log.Info("always_use_same_server: staying on the last server", "server", s, "redirect", t.from.Redirect)
+		d.pinned = t
 	}
 }
 
@@ -435,7 +469,7 @@ func (d *Daemon) applyConfig(c *config.Config) bool {
 	d.setBackoff()
 	d.log.Info("configuration reloaded", "renegotiate", relevant)
 	if relevant {
-		d.current = ""
+		d.current = target{}
 		d.startup()
 	}
 	return relevant
@@ -484,14 +518,15 @@ func (d *Daemon) pace(ctx context.Context, server string) error {
 
 // candidates lists the brokers to try, best guess first: the pinned one
 // only; else the broker of the last tunnel, then the configured one.
-func (d *Daemon) candidates() []string {
-	if d.pinned != "" {
-		return []string{d.pinned}
+func (d *Daemon) candidates() []target {
+	if d.pinned.server != "" {
+		return []target{d.pinned}
 	}
-	if d.current != "" && d.current != d.cfg.Server {
-		return []string{d.current, d.cfg.Server}
+	configured := target{server: d.cfg.Server}
+	if d.current.server != "" && d.current.server != d.cfg.Server && !d.plainWithheld(d.current) {
+		return []target{d.current, configured}
 	}
-	return []string{d.cfg.Server}
+	return []target{configured}
 }
 
 // connect negotiates with the candidates in turn, failing over only when a
@@ -500,16 +535,16 @@ func (d *Daemon) candidates() []string {
 func (d *Daemon) connect(ctx context.Context) (*session, error) {
 	tried := map[string]bool{}
 	var lastErr error
-	try := func(servers []string) (*session, bool, error) {
-		for _, server := range servers {
-			if tried[server] {
+	try := func(targets []target) (*session, bool, error) {
+		for _, t := range targets {
+			if tried[t.server] {
 				continue
 			}
-			tried[server] = true
-			if err := d.pace(ctx, server); err != nil {
+			tried[t.server] = true
+			if err := d.pace(ctx, t.server); err != nil {
 				return nil, true, err
 			}
-			s, err := d.establish(ctx, server)
+			s, err := d.establish(ctx, t)
 			if err == nil {
 				return s, true, nil
 			}
@@ -517,18 +552,18 @@ func (d *Daemon) connect(ctx context.Context) (*session, error) {
 			if ctx.Err() != nil || !tsp.Unreachable(err) {
 				return nil, true, err
 			}
-			d.log.Warn("broker unreachable", "server", server, "err", err)
+			d.log.Warn("broker unreachable", "server", t.server, "err", err)
 		}
 		return nil, false, lastErr
 	}
 	if s, done, err := try(d.candidates()); done {
 		return s, err
 	}
-	if d.pinned != "" || d.cfg.BrokerList == "" {
+	if d.pinned.server != "" || d.cfg.BrokerList == "" {
 		return nil, lastErr
 	}
 	path := resolvePath(d.o.StateDir, d.cfg.BrokerList)
-	list, err := readBrokerList(path)
+	list, from, err := readBrokerList(path)
 	if err != nil {
 		d.log.Warn("broker list", "err", err)
 	}
@@ -541,31 +576,59 @@ func (d *Daemon) connect(ctx context.Context) (*session, error) {
 	if len(rest) == 0 {
 		return nil, lastErr
 	}
+	if d.plainWithheld(target{from: from}) {
+		d.log.Info("broker list not used: its brokers were named by a redirect, and auth_method plain sends the password only to the configured server",
+			"file", path, "entries", len(rest))
+		return nil, lastErr
+	}
 	d.log.Info("failing over through the broker list", "file", path, "entries", len(rest))
-	s, _, err := try(d.order(ctx, rest, false))
+	ordered, err := d.order(ctx, rest, from, false)
+	if len(ordered) == 0 {
+		return nil, cmp.Or(err, lastErr)
+	}
+	targets := make([]target, len(ordered))
+	for i, s := range ordered {
+		targets[i] = d.own(target{s, from})
+	}
+	s, _, err := try(targets)
 	return s, err
 }
 
-// order measures and sorts brokers; with write, the list file is
-// replaced by the result (after a redirect of more than one broker).
-func (d *Daemon) order(ctx context.Context, servers []string, write bool) []string {
+// order measures and sorts brokers that from named; with write, the list
+// file is replaced by the result (after a redirect of more than one
+// broker). A broker whose address the policy refuses is left out (and
+// never written); with none left, the error says why.
+func (d *Daemon) order(ctx context.Context, servers []string, from tsp.Origin, write bool) ([]string, error) {
 	c := d.cfg
 	probe := func(ctx context.Context, server string) (time.Duration, bool, error) {
-		return d.o.Broker.Probe(ctx, c, server)
+		return d.o.Broker.Probe(ctx, c, server, from)
 	}
 	ds := Measure(ctx, servers, probe, 100*time.Millisecond)
-	out := make([]string, len(ds))
-	for i, x := range ds {
-		out[i] = x.Server
+	out := make([]string, 0, len(ds))
+	kept := ds[:0:0]
+	var refused []error
+	for _, x := range ds {
+		if errors.Is(x.Err, tsp.ErrUnsafeOffer) {
+			d.log.Warn("redirect target refused", "err", x.Err)
+			refused = append(refused, x.Err)
+			continue
+		}
+		out = append(out, x.Server)
+		kept = append(kept, x)
 	}
-	d.log.Info("broker distances (ms, with penalties)", "brokers", formatDistances(ds))
-	if write && len(out) > 1 && d.cfg.BrokerList != "" {
+	if len(kept) > 0 {
+		d.log.Info("broker distances (ms, with penalties)", "brokers", formatDistances(kept))
+	}
+	if write && len(servers) > 1 && len(out) > 0 && d.cfg.BrokerList != "" {
 		p := resolvePath(d.o.StateDir, d.cfg.BrokerList)
-		if err := writeBrokerList(p, out); err != nil {
+		if err := writeBrokerList(p, out, from); err != nil {
 			d.log.Warn("broker list", "err", err)
 		}
 	}
-	return out
+	if len(out) == 0 {
+		return nil, errors.Join(refused...)
+	}
+	return out, nil
 }
 
 // detacher is *tsp.RUDP's hand-over of its socket to the data plane.
@@ -585,16 +648,19 @@ type session struct {
 
 // establish negotiates with server (following redirects), accepts, builds
 // the tunnel and brings the LAN side up. On error nothing stays open.
-func (d *Daemon) establish(ctx context.Context, server string) (_ *session, err error) {
+func (d *Daemon) establish(ctx context.Context, t target) (_ *session, err error) {
 	c := d.cfg
 	nctx, cancel := context.WithTimeout(ctx, d.t.AttemptTimeout)
 	defer cancel()
-	res, err := d.o.Broker.Negotiate(nctx, c, server, func(ctx context.Context, s []string) []string { return d.order(ctx, s, true) })
+	order := func(ctx context.Context, s []string, from tsp.Origin) ([]string, error) {
+		return d.order(ctx, s, from, true)
+	}
+	res, err := d.o.Broker.Negotiate(nctx, c, t.server, t.from, order)
 	if err != nil {
 		if ctx.Err() == nil && nctx.Err() != nil {
 			err = fmt.Errorf("%w (no tunnel after %v)", tsp.ErrNoReply, d.t.AttemptTimeout)
 		}
-		return nil, fmt.Errorf("negotiate with %s: %w", server, err)
+		return nil, fmt.Errorf("negotiate with %s: %w", t.server, err)
 	}
 	s := &session{closer: res.Session.T, offer: res.Offer, server: res.Server,
 		network: res.Session.T.Network(), local: res.Session.T.LocalAddr(), remote: res.Session.T.RemoteAddr()}
@@ -641,12 +707,13 @@ func (d *Daemon) establish(ctx context.Context, server string) (_ *session, err 
 	s.upAt = time.Now()
 	// The file changes only with the broker: reconnects to the same one
 	// do not rewrite it.
-	if c.LastServer != "" && res.Server != d.current {
-		if err := writeLastServer(resolvePath(d.o.StateDir, c.LastServer), res.Server); err != nil {
+	cur := d.own(target{res.Server, res.Origin})
+	if c.LastServer != "" && cur != d.current {
+		if err := writeLastServer(resolvePath(d.o.StateDir, c.LastServer), cur.server, cur.from); err != nil {
 			d.log.Warn("last server file", "err", err)
 		}
 	}
-	d.current = res.Server
+	d.current = cur
 	select { // the WAN watch follows the broker in use
 	case <-d.targets:
 	default:

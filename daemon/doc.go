@@ -20,6 +20,15 @@
 // state directory, by default the directory of the status file
 // (/var/run/gogoc), which is RAM on OpenWrt and so spares the flash.
 //
+// A broker a redirect named stays a redirect target wherever the daemon
+// keeps it (the broker in use, both files, which say so in an origin line
+// starting with '#'): the address its name leads to passes tsp's address
+// policy before any packet goes there, distance probes included, and with
+// auth_method plain it is never used (PLAIN goes only to the configured
+// server). A broker list of an older release, without the origin line, is
+// read as a far broker's redirect; so is its last server, unless it is the
+// configured one.
+//
 // The status of the daemon is written atomically to a JSON file (Status)
 // that `gogoc status` and LuCI read.
 package daemon

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"github.com/jsklein/gogoc/tsp"
+
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,9 +32,9 @@ func TestHelperStateFile(t *testing.T) {
 	case "status":
 		err = WriteStatus(path, &Status{State: StateUp})
 	case "last-server":
-		err = writeLastServer(path, "broker.example.net")
+		err = writeLastServer(path, "broker.example.net", tsp.Origin{})
 	case "broker-list":
-		err = writeBrokerList(path, []string{"a.example.net", "[2001:db8::1]"})
+		err = writeBrokerList(path, []string{"a.example.net", "[2001:db8::1]"}, tsp.Origin{Redirect: true})
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package tsp
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -69,5 +70,45 @@ func TestPlainDoesNotFollowRedirects(t *testing.T) {
 	}
 	if got := strings.Join(d.attempts, ","); got != "b/udp 2.0.2,c.example/udp 2.0.2" {
 		t.Fatalf("attempts %s", got)
+	}
+}
+
+// A redirect target a supervisor remembered (broker list, last server) is
+// given back with its Origin: with plain it is not even dialled, and its
+// address must pass the policy, as when it came in the redirect.
+func TestRememberedRedirectTarget(t *testing.T) {
+	d := &scriptedDialer{brokers: map[string]func(string) []string{"c.example/udp": answering(V6UDPV4)}}
+	n := &Negotiator{Dial: d.dial, Creds: Credentials{Method: AuthPlain, UserID: "alice", Password: "Quokka-pw"},
+		Request: Request{Type: V6UDPV4}, From: Origin{Redirect: true}}
+	if _, err := n.Negotiate(context.Background(), "c.example"); !errors.Is(err, ErrPlainRedirect) || len(d.attempts) != 0 {
+		t.Fatalf("plain to a remembered redirect target: %v, attempts %q; want ErrPlainRedirect and none", err, d.attempts)
+	}
+	// The configured server gets PLAIN as configured.
+	d.brokers["b/udp"] = func(string) []string {
+		return []string{"CAPABILITY TUNNEL=V6UDPV4 AUTH=PLAIN\r\n", "", "200 Success\r\n"}
+	}
+	n.From = Origin{}
+	if _, err := n.Negotiate(context.Background(), "b"); errors.Is(err, ErrPlainRedirect) {
+		t.Fatalf("plain to the configured server: %v", err)
+	}
+
+	// A remembered far redirect's target whose name now leads to this host.
+	loop := func(string) []string { return []string{"CAPABILITY TUNNEL=V6UDPV4 AUTH=ANONYMOUS\r\n"} }
+	dial := func(ctx context.Context, server string, network Network) (Transport, error) {
+		tr := newScripted(network, loop("")...)
+		tr.remote = netip.MustParseAddrPort("127.0.0.1:3653")
+		return tr, nil
+	}
+	n = &Negotiator{Dial: dial, Creds: Credentials{Method: AuthAnonymous}, Request: Request{Type: V6UDPV4}, From: Origin{Redirect: true}}
+	var pe *PolicyError
+	if _, err := n.Negotiate(context.Background(), "c.example"); !errors.As(err, &pe) || pe.Field != FieldRedirect {
+		t.Fatalf("remembered far target on loopback: %v, want a policy refusal", err)
+	}
+	// ...unless the redirect came from a broker on this host.
+	n.From.SameHost = true
+	if res, err := n.Negotiate(context.Background(), "c.example"); errors.As(err, &pe) {
+		t.Fatalf("remembered local target on loopback refused: %v", err)
+	} else if err == nil {
+		res.Session.T.Close()
 	}
 }

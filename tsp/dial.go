@@ -28,7 +28,10 @@ type NetDialer struct {
 	Dialer *net.Dialer
 	// Resolver looks the server's name up; nil uses the Dialer's resolver,
 	// else net.DefaultResolver. Dial resolves first and then connects to
-	// the addresses found, in turn, until one connects.
+	// the addresses found, in turn, until one connects; each address must
+	// first pass the check of the Origin the context carries (WithOrigin),
+	// so a redirect's name that leads to this host or its LAN gets not
+	// even a TCP SYN.
 	Resolver Resolver
 }
 
@@ -59,8 +62,13 @@ func (d *NetDialer) Dial(ctx context.Context, server string, network Network) (T
 	if d.IPv6 {
 		fam = "6"
 	}
+	from := OriginOf(ctx)
 	var errs []error
 	for _, a := range addrs {
+		if err := from.Check(server, a); err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		addr := netip.AddrPortFrom(a, port).String()
 		conn, err := nd.DialContext(ctx, string(network)+fam, addr)
 		if err != nil {

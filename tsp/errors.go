@@ -45,9 +45,10 @@ var (
 	// ErrNoCommonAuth: the broker offers none of the mechanisms allowed by
 	// the configured auth_method.
 	ErrNoCommonAuth = errors.New("no common authentication mechanism")
-	// ErrPlainRedirect: a broker redirected a session configured for PLAIN;
-	// the redirect is not followed, so that the password goes in clear
-	// only to the broker the operator configured.
+	// ErrPlainRedirect: a broker redirected a session configured for PLAIN,
+	// or the server to negotiate with was named by a redirect (Origin); the
+	// redirect is not followed and the server not dialled, so that the
+	// password goes in clear only to the broker the operator configured.
 	ErrPlainRedirect = errors.New("redirect not followed with auth_method plain")
 	// ErrTunnelModeUnavailable: the broker's CAPABILITY lacks the mode.
 	ErrTunnelModeUnavailable = errors.New("tunnel mode not offered by broker")

@@ -42,11 +42,17 @@ type Negotiator struct {
 	// (tcp_fallback_delay 0); TCPFallbackDelay is not used then.
 	TCPAtOnce bool
 	// OrderBrokers, when set, gets the servers of each redirect (those not
-	// tried yet) and returns them in the order to try, e.g. by measured
-	// distance (spec §7.1). Servers it leaves out are not tried.
-	OrderBrokers func(ctx context.Context, servers []string) []string
-	CNonce       func() string
-	Log          *logx.Logger
+	// tried yet) and who named them, and returns them in the order to try,
+	// e.g. by measured distance (spec §7.1). Servers it leaves out are not
+	// tried; when it leaves none, its error says why.
+	OrderBrokers func(ctx context.Context, servers []string, from Origin) ([]string, error)
+	// From says who named the server given to Negotiate: the zero value
+	// for the configured one. A remembered redirect target (a broker list
+	// entry, the last server) is held to the redirect rules: the address
+	// policy before any socket connects, and never PLAIN.
+	From   Origin
+	CNonce func() string
+	Log    *logx.Logger
 }
 
 // Result is a negotiated, not yet accepted, tunnel.
@@ -54,6 +60,7 @@ type Result struct {
 	Session *Session // its transport is open; Accept or Reject, then Close
 	Offer   *Offer
 	Server  string // the broker that made the offer, after redirects
+	Origin  Origin // who named Server
 }
 
 // Negotiate obtains an offer from server or from the brokers it redirects to.
@@ -62,18 +69,27 @@ func (n *Negotiator) Negotiate(ctx context.Context, server string) (*Result, err
 	if maxDepth == 0 {
 		maxDepth = 4
 	}
+	if n.From.Redirect && n.Creds.Method == AuthPlain {
+		return nil, fmt.Errorf("%w: %s was named by a broker's redirect and would get the password in clear; configure it as server, or use digest-md5", ErrPlainRedirect, server)
+	}
 	seen := map[string]bool{server: true}
 	list := []string{server}
-	// redirected is the Negotiator used for the current list: the same, but
-	// after a redirect its dialler applies the address policy to where
-	// each target's name led (see policy.go).
-	redirected := n
+	from := n.From // who named the servers of list
 	for depth := 0; ; depth++ {
+		// A redirect's targets are dialled with the address policy
+		// applied to where each one's name leads (see policy.go).
+		cur := n
+		if from.Redirect {
+			m := *n
+			m.Dial = policyDial(n.Dial, from)
+			cur = &m
+		}
 		var lastErr error
 		var redirect *RedirectError
 		for _, cand := range list {
-			res, err := redirected.negotiateServer(ctx, cand)
+			res, err := cur.negotiateServer(ctx, cand)
 			if err == nil {
+				res.Origin = from
 				return res, nil
 			}
 			if ctx.Err() != nil {
@@ -110,34 +126,35 @@ func (n *Negotiator) Negotiate(ctx context.Context, server string) (*Result, err
 		if len(list) == 0 {
 			return nil, fmt.Errorf("%w: every broker in the redirect was already tried", ErrRedirectLoop)
 		}
+		from = Origin{Redirect: true, SameHost: redirect.viaLoopback}
 		if n.OrderBrokers != nil {
-			list = n.OrderBrokers(ctx, list)
-			if len(list) == 0 {
-				return nil, fmt.Errorf("%w: no usable broker in the redirect", ErrRedirect)
+			var err error
+			if list, err = n.OrderBrokers(ctx, list, from); len(list) == 0 {
+				if err == nil {
+					err = errors.New("the ordering left none")
+				}
+				return nil, fmt.Errorf("%w: no usable broker in the redirect: %w", ErrRedirect, err)
 			}
 		}
 		n.log().Info("broker redirect", "brokers", len(list), "first", list[0])
-		m := *n
-		m.Dial = policyDial(n.Dial, redirect.Phase, redirect.viaLoopback)
-		redirected = &m
 	}
 }
 
 // policyDial wraps dial for the targets of a redirect: the address a
-// target's name resolved to must pass the policy too, checked before
-// anything is sent. A refused target counts as a failed dial, so the next
-// one in the list is tried.
-func policyDial(dial DialFunc, phase string, loopbackOK bool) DialFunc {
+// target's name leads to must pass the policy too, checked before anything
+// is sent. The context tells the dialer who named the server, so that
+// NetDialer checks each address before it connects; the check of the
+// connected transport catches a dialer that does not. A refused target
+// counts as a failed dial, so the next one in the list is tried.
+func policyDial(dial DialFunc, from Origin) DialFunc {
 	return func(ctx context.Context, server string, network Network) (Transport, error) {
-		t, err := dial(ctx, server, network)
+		t, err := dial(WithOrigin(ctx, from), server, network)
 		if err != nil {
 			return nil, err
 		}
-		if err := checkAddr(phase, FieldRedirect, t.RemoteAddr().Addr().Unmap(), loopbackOK); err != nil {
+		if err := from.Check(server, t.RemoteAddr().Addr()); err != nil {
 			t.Close()
-			pe := err.(*PolicyError)
-			pe.Value = server + " (" + pe.Value + ")"
-			return nil, pe
+			return nil, err
 		}
 		return t, nil
 	}

@@ -2,6 +2,8 @@ package tsp
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -169,10 +171,11 @@ func TestNegotiatorOrderBrokers(t *testing.T) {
 		"near/udp": answering(V6UDPV4),
 	}}
 	var got []string
+	var gotFrom Origin
 	n := &Negotiator{Dial: d.dial, Creds: Credentials{Method: AuthAnonymous}, Request: Request{Type: V6UDPV4},
-		OrderBrokers: func(_ context.Context, s []string) []string {
-			got = append([]string(nil), s...)
-			return []string{"near", "far"}
+		OrderBrokers: func(_ context.Context, s []string, from Origin) ([]string, error) {
+			got, gotFrom = append([]string(nil), s...), from
+			return []string{"near", "far"}, nil
 		}}
 	res, err := n.Negotiate(context.Background(), "b")
 	if err != nil {
@@ -180,5 +183,17 @@ func TestNegotiatorOrderBrokers(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != "far" || res.Server != "near" {
 		t.Fatalf("hook saw %q, used %q; want [far near] and near", got, res.Server)
+	}
+	// The scripted brokers are on 198.51.100.1: a far broker's redirect.
+	if want := (Origin{Redirect: true}); gotFrom != want || res.Origin != want {
+		t.Fatalf("hook got origin %+v, result %+v; want %+v for both", gotFrom, res.Origin, want)
+	}
+
+	// A hook that leaves none explains why.
+	n.OrderBrokers = func(context.Context, []string, Origin) ([]string, error) {
+		return nil, errors.New("all refused for the test")
+	}
+	if _, err := n.Negotiate(context.Background(), "b"); !errors.Is(err, ErrRedirect) || !strings.Contains(err.Error(), "all refused for the test") {
+		t.Fatalf("hook left none: %v", err)
 	}
 }

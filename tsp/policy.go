@@ -1,6 +1,7 @@
 package tsp
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"strconv"
@@ -34,6 +35,11 @@ import (
 //     host, and may name loopback addresses as its tunnel endpoints and as
 //     redirect targets. Nothing from off the host can arrive from a loopback
 //     address (the kernel drops such packets as martians).
+//   - A redirect target stays one wherever it is used (Origin): when a
+//     supervisor remembers it (a broker list, the last server) and dials it
+//     later, the address its name leads to then passes the policy before a
+//     socket connects (NetDialer, WithOrigin), the distance probe included,
+//     and it never gets a PLAIN password.
 //
 // Private and documentation ranges (10/8, 192.168/16, fc00::/7 addresses,
 // 2001:db8::/32, …) stay allowed as addresses: brokers behind carrier-grade
@@ -178,6 +184,47 @@ func checkOffer(o *Offer, req Request, sameHost bool) error {
 		return checkPrefix(phase, o.Prefix, requested)
 	}
 	return nil
+}
+
+// Origin says who named a server: the operator (the zero value) or a
+// broker's redirect. A supervisor keeps it with every server it remembers.
+type Origin struct {
+	// Redirect: a broker's redirect named the server.
+	Redirect bool
+	// SameHost: that broker was reached at a loopback address, so it runs
+	// on this host and loopback targets are its own.
+	SameHost bool
+}
+
+// Check applies the address policy to a, an address server leads to; a
+// configured server passes whatever its address.
+func (o Origin) Check(server string, a netip.Addr) error {
+	if !o.Redirect {
+		return nil
+	}
+	a = a.Unmap() // a dual-stack socket's view of an IPv4 peer
+	err := checkAddr("dial", FieldRedirect, a, o.SameHost)
+	if pe, ok := err.(*PolicyError); ok && server != a.String() {
+		pe.Value = server + " (" + pe.Value + ")"
+	}
+	return err
+}
+
+type originKey struct{}
+
+// WithOrigin returns a context that tells a dialer who named the server
+// it is asked for. NetDialer checks each address the name leads to with
+// Origin.Check before it connects; the Negotiator sets it for the targets
+// of a redirect.
+func WithOrigin(ctx context.Context, o Origin) context.Context {
+	return context.WithValue(ctx, originKey{}, o)
+}
+
+// OriginOf returns the Origin ctx carries: a configured server's (the zero
+// value) when none.
+func OriginOf(ctx context.Context) Origin {
+	o, _ := ctx.Value(originKey{}).(Origin)
+	return o
 }
 
 // checkRedirect applies the policy to a redirect's address entries. Names

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The address policy's cases for TestHostileReplies: offers and redirects
@@ -242,5 +245,72 @@ func TestRedirectNameResolvingToLoopback(t *testing.T) {
 				t.Fatalf("the refused target was sent %d messages (closed %v)", len(target.sent), target != nil && target.closed)
 			}
 		})
+	}
+}
+
+// nameResolver maps names to addresses, so a test's redirect target can
+// lead anywhere without a DNS server.
+type nameResolver map[string][]netip.Addr
+
+func (r nameResolver) LookupNetIP(_ context.Context, network, host string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, a := range r[host] {
+		if network == "ip" || (network == "ip4") == a.Is4() {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	return out, nil
+}
+
+// uniqueLoopback is a loopback address of this process's own, so that a
+// listener on the fixed TSP port collides with no other test process.
+func uniqueLoopback() netip.Addr {
+	p := os.Getpid()
+	return netip.AddrFrom4([4]byte{127, byte(50 + p%50), byte(p / 50 % 250), 9})
+}
+
+// A redirect target given by name is resolved and checked before any
+// socket connects: a far broker's redirect to a name that leads to this
+// host must not even open a TCP connection there (a SYN to an internal
+// service is already a probe of it).
+func TestRedirectNameCheckedBeforeConnect(t *testing.T) {
+	inside := uniqueLoopback()
+	ln, err := net.Listen("tcp", netip.AddrPortFrom(inside, defaultPort).String())
+	if err != nil {
+		t.Skipf("cannot listen on %v: %v", inside, err)
+	}
+	defer ln.Close()
+	pc, err := net.ListenPacket("udp", netip.AddrPortFrom(inside, defaultPort).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+
+	redirect := "1200 Redirect\r\n<tunnel action=\"info\"><broker><address type=\"dn\">inside.example</address></broker></tunnel>\r\n"
+	nd := &NetDialer{Resolver: nameResolver{"inside.example": {inside}}, Timeout: 2 * time.Second}
+	dial := func(ctx context.Context, server string, network Network) (Transport, error) {
+		if server == "far.example" { // a broker on another host (198.51.100.1)
+			return newScripted(network, redirect), nil
+		}
+		return nd.Dial(ctx, server, network)
+	}
+	n := &Negotiator{Dial: dial, Creds: Credentials{Method: AuthAnonymous}, Request: Request{Type: V6V4}, TCPAtOnce: true}
+	_, err = n.Negotiate(context.Background(), "far.example")
+	var pe *PolicyError
+	if !errors.As(err, &pe) || pe.Field != FieldRedirect || !strings.Contains(err.Error(), "inside.example") {
+		t.Errorf("got %v, want the redirect target refused by the policy", err)
+	}
+	// Whatever reached the listeners is queued there by now.
+	_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(100 * time.Millisecond))
+	if c, err := ln.Accept(); err == nil {
+		c.Close()
+		t.Error("a TCP connection reached the internal address the redirect's name led to")
+	}
+	_ = pc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, _, err := pc.ReadFrom(make([]byte, 512)); err == nil {
+		t.Errorf("a %d-byte datagram reached the internal address the redirect's name led to", n)
 	}
 }

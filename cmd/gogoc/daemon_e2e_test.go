@@ -346,7 +346,8 @@ func TestDaemonPacketLoss(t *testing.T) {
 // three cannot be reached (port closed, packets dropped, no host). The
 // nearest live broker (the other live one answers 20 ms later) must be in
 // use within 2 s, tsp-broker-list.txt must hold the five ordered by
-// distance and tsp-last-server.txt the broker in use.
+// distance and tsp-last-server.txt the broker in use, each after the line
+// that says a far broker's redirect named them.
 //
 //	client 192.0.2.2  ─ 192.0.2.1 redirector, .10 slow broker, .11 closed, .12 dropped, .13 absent
 //	       198.51.100.2 ─ 198.51.100.1 fast broker (data plane)
@@ -416,14 +417,15 @@ func TestDaemonBrokerList(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
 	t.Logf("tsp-broker-list.txt:\n%s", raw)
-	if len(lines) != 5 || lines[0] != "198.51.100.1" || lines[1] != "192.0.2.10" || !strings.HasSuffix(string(raw), "\n") {
-		t.Errorf("tsp-broker-list.txt: want 198.51.100.1, 192.0.2.10, then the three unreachable ones")
-	} else if rest := slices.Sorted(slices.Values(lines[2:])); !slices.Equal(rest, []string{"192.0.2.11", "192.0.2.12", "192.0.2.13"}) {
+	const origin = "# gogoc: named by a broker's redirect; same_host=no"
+	if len(lines) != 6 || lines[0] != origin || lines[1] != "198.51.100.1" || lines[2] != "192.0.2.10" || !strings.HasSuffix(string(raw), "\n") {
+		t.Errorf("tsp-broker-list.txt: want the origin line, 198.51.100.1, 192.0.2.10, then the three unreachable ones")
+	} else if rest := slices.Sorted(slices.Values(lines[3:])); !slices.Equal(rest, []string{"192.0.2.11", "192.0.2.12", "192.0.2.13"}) {
 		t.Errorf("unreachable entries %v", rest)
 	}
 	last, _ := os.ReadFile(filepath.Join(dir, "tsp-last-server.txt"))
-	if string(last) != "198.51.100.1\n" {
-		t.Errorf("tsp-last-server.txt = %q, want \"198.51.100.1\\n\"", last)
+	if want := origin + "\n198.51.100.1\n"; string(last) != want {
+		t.Errorf("tsp-last-server.txt = %q, want %q", last, want)
 	}
 	c.stop(t)
 }
