@@ -19,6 +19,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/jsklein/gogoc/internal/vmtest"
 	"github.com/jsklein/gogoc/tunnel"
 )
 
@@ -56,9 +57,17 @@ func e2eRequire(t *testing.T, tools ...string) {
 	}
 }
 
-// e2eBuild builds gogoc and tspbroker into dir.
+// e2eBuild builds gogoc and tspbroker into dir. Inside the VM lane, which
+// has no Go toolchain, it takes the lane's builds of both instead.
 func e2eBuild(t *testing.T, dir string) (gogoc, broker string) {
 	t.Helper()
+	if vmtest.InVM() {
+		gogoc, broker = os.Getenv(vmtest.EnvGogoc), os.Getenv(vmtest.EnvBroker)
+		if gogoc == "" || broker == "" {
+			t.Fatalf("%s or %s not set inside the VM: scripts/vm-test.sh puts both into the guest", vmtest.EnvGogoc, vmtest.EnvBroker)
+		}
+		return gogoc, broker
+	}
 	for _, pkg := range []string{".", "../tspbroker"} {
 		out, err := exec.Command("go", "build", "-o", dir+"/", pkg).CombinedOutput()
 		if err != nil {
@@ -107,6 +116,21 @@ func e2eVeth(t *testing.T, a, an, aa, b, bn, ba string) {
 		}
 		e2eSh(t, "ip", "-n", end[0], "link", "set", end[1], "up")
 	}
+}
+
+// e2eWireLike makes dev in ns hand out packets with finished checksums, as
+// a wire does (vmtest.NS.WireLike). A veth otherwise passes a forwarded
+// packet's unfinished checksum on through a kernel tunnel, and the
+// userspace broker at the other end drops it as corrupt: a fault of the
+// test bed, not of the router.
+func e2eWireLike(t *testing.T, ns, dev string) {
+	t.Helper()
+	h, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatalf("namespace %s: %v", ns, err)
+	}
+	defer h.Close()
+	(&vmtest.NS{Name: ns, H: h}).WireLike(t, dev)
 }
 
 // e2eBroker starts tspbroker -dataplane in ns on 192.0.2.1:3653 (UDP only)

@@ -14,6 +14,10 @@ import (
 // measure the real daemon as a process of its own.
 const EnvGogoc = "GOGOC_VM_GOGOC"
 
+// EnvBroker names the tspbroker binary the VM lane puts into the guest,
+// for the end-to-end tests: the guest has no Go toolchain to build one.
+const EnvBroker = "GOGOC_VM_TSPBROKER"
+
 // Footprint is what /proc says about one process at one moment.
 type Footprint struct {
 	RSSKiB   int // VmRSS
