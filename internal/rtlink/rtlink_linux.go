@@ -673,7 +673,7 @@ func (h *Handle) route(typ, flags int, r Route) error {
 	if r.Metric > 0 {
 		req.AddData(nl.NewRtAttr(unix.RTA_PRIORITY, nl.Uint32Attr(uint32(r.Metric))))
 	}
-	req.AddData(nl.NewRtAttr(unix.RTA_OIF, nl.Uint32Attr(uint32(r.Index))))
+	req.AddData(nl.NewRtAttr(unix.RTA_OIF, oifAttr(r.Index)))
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
 	return err
 }
