@@ -8,7 +8,7 @@ BIN     := bin
 # coordinator into a spurious "context deadline exceeded" (golang/go#75804).
 FUZZTIME ?= 20000x
 
-.PHONY: all build test test-unit fuzz-smoke lint demo bench clean test-vm test-cross cross size ipk apk packages bench-router bench-daemon bench-v4v6 bench-deadpeer bench-inline size-parts
+.PHONY: all build test test-unit fuzz-smoke lint demo bench clean test-vm test-cross cross size ipk apk packages bench-router bench-daemon bench-v4v6 bench-deadpeer bench-inline size-parts tools tools-demo
 
 all: build
 
@@ -16,28 +16,37 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/gogoc ./cmd/gogoc
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tspbroker ./cmd/tspbroker
 
+# What demo and test need, installed when missing (apt as root, staticcheck,
+# Go modules); a second run installs nothing and takes well under a second.
+tools-demo:
+	@scripts/install-tools.sh demo
+
+tools:
+	@scripts/install-tools.sh test
+
 # Everything CI runs: lint, all tests (namespace tests need root and skip
 # with a reason otherwise), and each fuzz target for a few seconds.
-test: lint test-unit fuzz-smoke
+test: tools lint test-unit fuzz-smoke
 
-test-unit:
+test-unit: tools
 	$(GO) test -count=1 ./...
 
 fuzz-smoke:
 	scripts/fuzz-smoke.sh $(FUZZTIME)
 
-lint:
+lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	shellcheck -x scripts/*.sh scripts/vm/init .ci/run openwrt/gogoc/files/gogoc.init openwrt/gogoc/files/gogoc.hotplug \
+	$(GO) vet -tags gogoc_break_byteorder ./internal/rtlink
+	shellcheck -x scripts/*.sh scripts/vm/*.sh scripts/vm/init .ci/run openwrt/gogoc/files/gogoc.init openwrt/gogoc/files/gogoc.hotplug \
 		openwrt/gogoc/files/gogoc.uci-defaults openwrt/gogoc/files/gogoc-openwrt openwrt/*/scripts/* \
 		openwrt/pkgtest/testdata/openwrt/etc/rc.common openwrt/pkgtest/testdata/openwrt/lib/functions.sh \
 		openwrt/pkgtest/testdata/openwrt/lib/functions/procd.sh
-	@if command -v staticcheck >/dev/null; then staticcheck ./...; \
-	elif [ -x "$$($(GO) env GOPATH)/bin/staticcheck" ]; then "$$($(GO) env GOPATH)/bin/staticcheck" ./...; \
+	@sc="$$($(GO) env GOPATH)/bin/staticcheck"; if [ -x "$$sc" ]; then "$$sc" ./...; \
+	elif command -v staticcheck >/dev/null; then staticcheck ./...; \
 	else echo "staticcheck not installed (scripts/install-tools.sh)"; exit 1; fi
 
-demo: build
+demo: tools-demo build
 	scripts/demo.sh
 
 bench:
@@ -70,8 +79,10 @@ bench-v4v6:
 bench-deadpeer:
 	$(GO) test -run '^$$' -bench DeadBroker -benchtime 1x ./tunnel/
 
-# Kernel data planes (sit, sit+fou, ip6tnl) in Debian's 6.1 kernel under
-# qemu; ARCH=arm64|mipsle boots those architectures (on demand, not in CI).
+# Every test that touches the kernel (tunnels, rtlink, router, RAs, WAN
+# watch, gogoc run in router mode) inside Linux 6.1 under qemu, for
+# ARCH=amd64 (default), mips (big-endian, kernel built from Debian's
+# source and cached), mipsle, arm, arm64. Installs its own packages.
 test-vm:
 	scripts/vm-test.sh $(or $(ARCH),amd64)
 

@@ -1,20 +1,60 @@
 #!/usr/bin/env bash
-# Installs what the tests and demo need on a fresh Debian machine (root).
+# Installs what `make demo` and `make test` need on a fresh Debian 12
+# machine (as root), and nothing when it is all there: `make demo` and
+# `make test` call it first, so a second run costs one dpkg-query and a
+# version check (well under a second).
+#
+#   scripts/install-tools.sh demo   namespaces and the LAN host: iproute2,
+#                                   sysctl (procps), ping, rdisc6 (ndisc6)
+#   scripts/install-tools.sh test   (the default) also shellcheck and
+#                                   staticcheck (lint), nft (NAT and loss in
+#                                   the namespace tests), busybox (OpenWrt's
+#                                   ash for the init/hotplug script tests),
+#                                   chromium (the LuCI page test), zopfli
+#                                   (the packages' data, scripts/packages.sh),
+#                                   strace (files written durably, atomictest); the go command
+#                                   fetches the modules itself
+#   scripts/install-tools.sh all    also iperf3 (scripts/bench-tunnel.sh)
+#
+# The VM and qemu-user lanes install their own packages when they run
+# (scripts/vm-test.sh, scripts/test-cross.sh).
 set -euo pipefail
-export DEBIAN_FRONTEND=noninteractive
-# qemu-system-x86 and busybox-static: the VM lane; qemu-user-static: the
-# cross lane; busybox-static is also OpenWrt's shell (ash) for the init/hotplug script tests;
-# chromium: the LuCI page test. zopfli: the packages' data (scripts/packages.sh).
-# strace: the tests that check files are written durably (atomictest).
-pkgs=(iproute2 nftables ndisc6 iperf3 shellcheck iputils-ping procps strace
-	qemu-system-x86 qemu-user-static busybox-static chromium zopfli)
-missing=()
-for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-	if [ "$(id -u)" -ne 0 ]; then echo "install as root: ${missing[*]}" >&2; exit 1; fi
-	apt-get update -qq
-	apt-get install -y -qq "${missing[@]}" >/dev/null
+cd "$(dirname "$0")/.."
+what=${1:-test}
+staticcheck_version=0.8.2
+
+pkgs=(iproute2 procps iputils-ping ndisc6)
+case $what in
+demo) ;;
+test) pkgs+=(shellcheck nftables busybox-static chromium zopfli strace) ;;
+all) pkgs+=(shellcheck nftables busybox-static chromium zopfli strace iperf3) ;;
+*)
+	echo "install-tools.sh: unknown set $what (demo, test, all)" >&2
+	exit 2
+	;;
+esac
+
+# One dpkg-query for every package: those not installed are missing.
+mapfile -t missing < <(dpkg-query -W -f '${db:Status-Status} ${Package}\n' "${pkgs[@]}" 2>/dev/null |
+	awk '$1 == "installed" { print $2 }' | sort | comm -13 - <(printf '%s\n' "${pkgs[@]}" | sort -u))
+if ((${#missing[@]})); then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-tools.sh: missing ${missing[*]}; as root: apt-get install ${missing[*]}" >&2
+		exit 1
+	fi
+	echo "install-tools.sh: installing ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt=(apt-get -o DPkg::Lock::Timeout=600 install -y -qq)
+	# The package lists of a fresh machine may be missing or stale.
+	"${apt[@]}" "${missing[@]}" >/dev/null 2>&1 ||
+		{ apt-get -o DPkg::Lock::Timeout=600 update -qq && "${apt[@]}" "${missing[@]}" >/dev/null; }
 fi
+[ "$what" = demo ] && exit 0
+
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
-go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
-go mod download
+# make lint runs this one, whatever else is on PATH.
+sc=$(go env GOPATH)/bin/staticcheck
+if ! [ -x "$sc" ] || [[ $("$sc" -version 2>/dev/null) != *"($staticcheck_version)"* ]]; then
+	echo "install-tools.sh: installing staticcheck v$staticcheck_version" >&2
+	go install "honnef.co/go/tools/cmd/staticcheck@v$staticcheck_version"
+fi

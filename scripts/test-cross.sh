@@ -34,6 +34,14 @@ while read -r p; do
 done < <(go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...)
 [ ${#pkgs[@]} -gt 0 ] || { echo "test-cross.sh: no packages to test" >&2; exit 1; }
 
+# The lane installs its own emulators (qemu-user-static) when missing.
+if ! dpkg-query -W -f '${db:Status-Status}' qemu-user-static 2>/dev/null | grep -qx installed; then
+	[ "$(id -u)" -eq 0 ] || { echo "test-cross.sh: qemu-user-static missing (apt-get install qemu-user-static)" >&2; exit 1; }
+	echo "test-cross.sh: installing qemu-user-static" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq qemu-user-static >/dev/null ||
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq qemu-user-static >/dev/null; }
+fi
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
