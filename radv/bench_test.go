@@ -284,11 +284,13 @@ func rawICMPv6(tb testing.TB, ns netns.NsHandle, ifName string, ll netip.Addr, a
 			f.Data[i] = 0xffffffff // block all
 		}
 		f.Data[int(accept)>>5] &^= 1 << (uint(accept) & 31)
+		// Timeval's fields are 32 bits wide on 32-bit architectures.
+		tv := unix.NsecToTimeval(timeoutSec * int64(time.Second))
 		for _, err := range []error{
 			unix.SetsockoptICMPv6Filter(fd, unix.SOL_ICMPV6, unix.ICMPV6_FILTER, &f),
 			unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, hop),
 			unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, hop),
-			unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: timeoutSec}),
+			unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv),
 			unix.Bind(fd, &unix.SockaddrInet6{Addr: ll.As16(), ZoneId: uint32(index)}),
 		} {
 			if err != nil {

@@ -60,6 +60,7 @@ VM_TESTS=${VM_TESTS:-"./tunnel ^(TestKernel|TestDataPlane)
 ./internal/rtlink .
 ./router .
 ./radv . ^TestRAServerHelper\$
+./lan .
 ./daemon WAN
 ./cmd/gogoc ^(TestKernel|TestRouter.*E2E)"}
 VM_BENCH=${VM_BENCH:-1}

@@ -80,7 +80,7 @@ syms=$(grep -o '^CONFIG_[A-Z0-9_]*' "$bbconf" | paste -sd'|')
 	grep '^CONFIG_' "$bbconf"
 } >"$build/bb.config"
 mv "$build/bb.config" "$bb/.config"
-yes '' | nmake -C "$bb" oldconfig >/dev/null 2>&1 || die "busybox oldconfig failed"
+nmake -C "$bb" oldconfig < <(yes '') >/dev/null 2>&1 || die "busybox oldconfig failed"
 missing=()
 while IFS= read -r line; do
 	case $line in '' | '#'*) continue ;; esac
