@@ -79,7 +79,7 @@ else
 	CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/gogoc-vm
 fi
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-MODULES="tun veth sit fou fou6 ip6_tunnel"
+MODULES="tun veth sit fou fou6 ip6_tunnel bridge"
 # Debian packages of the guest's tools, and of the libraries they link.
 GUEST_DEBS="busybox-static iproute2 ndisc6 iputils-ping libc6 libbpf1 libelf1 zlib1g libmnl0 libbsd0 libmd0 libcap2 libidn2-0 libunistring2"
 GUEST_TOOLS="ip rdisc6 ping"
