@@ -2,11 +2,13 @@
 # Builds the big-endian MIPS guest's userland, since Debian 12 has no mips
 # port: static busybox (scripts/vm/busybox.config), iproute2's ip and
 # ndisc6's rdisc6, each from Debian's own source package, with Debian's
-# gcc-mips-linux-gnu. The other guests take Debian's binary packages.
+# gcc-mips-linux-gnu (ip linked against its glibc, the others static).
+# The other guests take Debian's binary packages.
 #
 #   scripts/vm/build-tools.sh CACHE
 #
-# Prints a directory holding bin/busybox, usr/sbin/ip and usr/sbin/rdisc6.
+# Prints a directory holding bin/busybox, usr/sbin/ip, usr/sbin/rdisc6 and
+# the loader and libc that ip links.
 # Kept in CACHE under a key made of this script, the busybox config and
 # the versions of the sources and the compiler; a second run with the same
 # key prints the directory at once. The source packages come through a
@@ -93,16 +95,23 @@ nmake -C "$bb" -j2 CROSS_COMPILE="$cross" busybox >"$build/busybox.log" 2>&1 || 
 }
 cp "$bb/busybox" "$stage/bin/busybox"
 
-# ip alone: no optional libraries (pkg-config answers no), linked static.
+# ip alone: no optional libraries (pkg-config answers no). Linked
+# dynamically, with the cross glibc's loader and libc in the guest: ip
+# finds its link types (veth's "peer", bridge...) with dlsym in its own
+# symbols, which a static binary cannot do.
 ipr=$(srcdir iproute2)
 log "building ip (iproute2)"
 (cd "$ipr" && CC=${cross}gcc AR=${cross}ar PKG_CONFIG=false ./configure >"$build/ip-configure.log" 2>&1) ||
 	die "iproute2 configure failed"
-nmake -C "$ipr" -j2 SUBDIRS="lib ip" LDFLAGS=-static >"$build/ip.log" 2>&1 || {
+nmake -C "$ipr" -j2 SUBDIRS="lib ip" >"$build/ip.log" 2>&1 || {
 	tail -n 30 "$build/ip.log" >&2
 	die "ip build failed"
 }
 "${cross}strip" -o "$stage/usr/sbin/ip" "$ipr/ip/ip"
+mkdir -p "$stage/lib"
+for lib in ld.so.1 libc.so.6; do
+	cp -L "/usr/${cross%-}/lib/$lib" "$stage/lib/$lib" || die "no $lib in libc6-mips-cross"
+done
 
 nd=$(srcdir ndisc6)
 log "building rdisc6 (ndisc6)"
