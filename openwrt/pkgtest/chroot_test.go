@@ -18,12 +18,17 @@ import (
 // owrt is a scratch OpenWrt root the package's scripts run in, chrooted,
 // so their absolute paths are the router's: busybox (static) as the shell
 // and applets, the stand-ins of /lib/functions.sh, /etc/rc.common and
-// /lib/functions/procd.sh from testdata/openwrt, the fake uci (this test
-// binary), and recorders for ubus, logger, lock, flock and the odhcpd and
-// firewall init scripts, which append "name|args" to /tmp/calls.log.
+// /lib/functions/procd.sh from testdata/openwrt, the fake uci and the ubus
+// client (this test binary), the procd and odhcpd models behind ubus
+// (procd_test.go, odhcpd_test.go), and recorders for logger, lock, flock
+// and the firewall init script. Everything appends "name|what" to
+// /tmp/calls.log, so the log is the order in which things happened.
 type owrt struct {
-	t    *testing.T
-	root string
+	t     *testing.T
+	root  string
+	procd *procd
+	seen  int      // bytes of the call log calls() has returned
+	log   []string // every line calls() has returned
 }
 
 func newOpenWrt(t *testing.T) *owrt {
@@ -75,16 +80,23 @@ func newOpenWrt(t *testing.T) *owrt {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.copyBinary(exe, "/sbin/uci")
+	o.copyBinary(exe, fakeDaemon)
+	// The same binary is ubus (the client of the procd model) and, when a
+	// test puts it there, ujail.
+	if err := os.Link(o.path(fakeDaemon), o.path("/bin/ubus")); err != nil {
+		t.Fatal(err)
+	}
 	rec := func(name string) string {
 		return "#!/bin/sh\necho \"" + name + "|$*\" >>/tmp/calls.log\n"
 	}
 	for name, path := range map[string]string{
-		"ubus": "/bin/ubus", "logger": "/usr/bin/logger", "lock": "/usr/bin/lock", "odhcpd": "/etc/init.d/odhcpd",
-		"firewall": "/etc/init.d/firewall",
+		"logger": "/usr/bin/logger", "lock": "/usr/bin/lock", "firewall": "/etc/init.d/firewall",
 	} {
 		o.write(path, rec(name), 0o755)
 	}
+	// odhcpd's init script: reload is procd_send_signal odhcpd.
+	o.write("/etc/init.d/odhcpd", "#!/bin/sh\necho \"odhcpd|$*\" >>/tmp/calls.log\n"+
+		"case $1 in reload) ubus call service signal '{\"name\":\"odhcpd\"}' ;; esac\n", 0o755)
 	// procd_lock's flock: a lock nobody else holds here.
 	o.write("/usr/bin/flock", "#!/bin/sh\nexit 0\n", 0o755)
 	o.write("/etc/passwd", "root:x:0:0:root:/root:/bin/ash\nnobody:*:65534:65534:nobody:/var:/bin/false\n", 0o644)
@@ -96,6 +108,13 @@ func newOpenWrt(t *testing.T) *owrt {
 	o.write("/etc/config/network", stockNetwork, 0o644)
 	o.write("/etc/config/dhcp", stockDHCP, 0o644)
 	o.write("/etc/config/firewall", stockFirewall, 0o644)
+	if err := os.Chmod(o.path("/tmp"), 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	o.write("/tmp/calls.log", "", 0o666)
+	o.procd = startProcd(o)
+	o.procd.odhcpd.boot()
+	o.calls()
 	return o
 }
 
@@ -164,19 +183,29 @@ func (o *owrt) sh(env []string, args ...string) string {
 	return string(out)
 }
 
-// calls returns the recorded calls and empties the log.
+// calls returns the calls and events recorded since the last call.
 func (o *owrt) calls() []string {
 	o.t.Helper()
 	b, err := os.ReadFile(o.path("/tmp/calls.log"))
 	if err != nil && !os.IsNotExist(err) {
 		o.t.Fatal(err)
 	}
-	os.Remove(o.path("/tmp/calls.log"))
-	s := strings.TrimSpace(string(b))
+	if o.seen > len(b) {
+		o.seen = 0
+	}
+	// Only whole lines: a writer may be half way.
+	end := strings.LastIndexByte(string(b), '\n') + 1
+	if end < o.seen {
+		end = o.seen
+	}
+	s := strings.TrimSpace(string(b[o.seen:end]))
+	o.seen = end
 	if s == "" {
 		return nil
 	}
-	return strings.Split(s, "\n")
+	lines := strings.Split(s, "\n")
+	o.log = append(o.log, lines...)
+	return lines
 }
 
 func (o *owrt) exists(p string) bool {

@@ -91,6 +91,35 @@ func fakeUCI(dir string, args []string, stdout io.Writer) error {
 		opt = sec.Option(parts[2])
 	}
 	switch cmd {
+	case "show":
+		// uci's cli (uci_show_section): the section as pkg.name=type with
+		// anonymous sections as @type[index] (no -X), then its options,
+		// values in single quotes.
+		if sec == nil || len(parts) != 2 {
+			return notFound(ref)
+		}
+		name := sec.Name
+		if name == "" {
+			i := 0
+			for _, s := range f.Sections {
+				if s == sec {
+					break
+				}
+				if s.Type == sec.Type {
+					i++
+				}
+			}
+			name = fmt.Sprintf("@%s[%d]", sec.Type, i)
+		}
+		fmt.Fprintf(stdout, "%s.%s=%s\n", pkg, name, sec.Type)
+		for _, o := range sec.Options {
+			var q []string
+			for _, v := range o.Values {
+				q = append(q, "'"+strings.ReplaceAll(v, "'", `'\''`)+"'")
+			}
+			fmt.Fprintf(stdout, "%s.%s.%s=%s\n", pkg, name, o.Name, strings.Join(q, " "))
+		}
+		return nil
 	case "get":
 		switch {
 		case sec == nil:

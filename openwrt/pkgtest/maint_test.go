@@ -1,6 +1,7 @@
 package pkgtest
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -47,6 +48,7 @@ func TestMaintainerScripts(t *testing.T) {
 				// apk runs only the new package's post-upgrade.
 				p := readAPK(t, apkPath)
 				o.unpack(p.Data, conffiles)
+				newBuild(o)
 				o.apkScript(p, ".post-upgrade", version, "1.2.3.3~0000000-r1")
 			},
 			remove: func(o *owrt) {
@@ -65,6 +67,7 @@ func TestMaintainerScripts(t *testing.T) {
 				// new files, then the new postinst; PKG_UPGRADE=1 for all.
 				o.opkgScript("gogoc", "prerm", "upgrade "+version, true)
 				opkgUnpack(t, o, ipkPath, conffiles)
+				newBuild(o)
 				o.opkgScript("gogoc", "postinst", "configure", true)
 			},
 			remove: func(o *owrt) {
@@ -78,8 +81,19 @@ func TestMaintainerScripts(t *testing.T) {
 			// Router mode, so the RA hand-over is part of the state an
 			// upgrade must keep (the owner's config is kept as conffile).
 			o.write("/etc/config/gogoc", gogocConfig(routerMode), 0o600)
-			lc.install(o)
-			calls := o.calls()
+			w := newRAWatch(o.procd.odhcpd.advertising())
+			phase := func(name string, do func(o *owrt)) []string {
+				mark := len(o.log)
+				do(o)
+				o.settle()
+				calls := o.log[mark:]
+				w.feed(name, calls)
+				return calls
+			}
+			calls := phase("install", lc.install)
+			if got := set(w.daemon); !slices.Equal(got, []string{"br-lan"}) || !slices.Equal(o.procd.odhcpd.advertising(), nil) {
+				t.Errorf("install: daemon advertises on %q, odhcpd on %q", got, o.procd.odhcpd.advertising())
+			}
 			if !o.exists("/etc/rc.d/S95gogoc") || !o.exists("/etc/rc.d/K10gogoc") {
 				t.Errorf("install: init script not enabled (calls %q)", calls)
 			}
@@ -96,8 +110,11 @@ func TestMaintainerScripts(t *testing.T) {
 				t.Errorf("install: RAs not handed to gogoc (dhcp.lan.ra %q, calls %q)", v, calls)
 			}
 
-			lc.upgrade(o)
-			calls = o.calls()
+			calls = phase("upgrade", lc.upgrade)
+			// The new binary runs: the daemon was restarted.
+			if !hasPrefix(calls, "daemon|start") || !slices.Equal(set(w.daemon), []string{"br-lan"}) {
+				t.Errorf("upgrade: daemon not restarted on the new binary: %q", calls)
+			}
 			if !o.exists("/etc/rc.d/S95gogoc") {
 				t.Errorf("upgrade: init script disabled (calls %q)", calls)
 			}
@@ -114,8 +131,10 @@ func TestMaintainerScripts(t *testing.T) {
 				t.Errorf("upgrade: RA hand-over undone (dhcp.lan.ra %q)", v)
 			}
 
-			lc.remove(o)
-			calls = o.calls()
+			calls = phase("remove", lc.remove)
+			if got := set(w.daemon); len(got) != 0 || !slices.Equal(o.procd.odhcpd.advertising(), []string{"br-lan"}) {
+				t.Errorf("remove: daemon advertises on %q, odhcpd on %q", got, o.procd.odhcpd.advertising())
+			}
 			if o.exists("/etc/rc.d/S95gogoc") || o.exists("/etc/rc.d/K10gogoc") {
 				t.Errorf("remove: init script still enabled (calls %q)", calls)
 			}
@@ -128,12 +147,22 @@ func TestMaintainerScripts(t *testing.T) {
 			if v, _ := o.uciGet("dhcp.lan.ra"); v != "server" || !has(calls, "odhcpd|reload") {
 				t.Errorf("remove: RAs not given back (dhcp.lan.ra %q, calls %q)", v, calls)
 			}
+			for _, f := range w.faults {
+				t.Error(f)
+			}
 		})
 	}
 }
 
-func hasPrefix(calls []string, p string) bool {
-	return slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, p) })
+// newBuild makes the unpacked binary differ from the one running, as a
+// new version's does.
+func newBuild(o *owrt) {
+	f, err := os.OpenFile(o.path(daemonPath), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	f.Write([]byte{0})
+	f.Close()
 }
 
 // opkgUnpack installs an ipk's files and its info files (list, control,

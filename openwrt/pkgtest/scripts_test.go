@@ -1,19 +1,40 @@
 package pkgtest
 
 import (
+	"encoding/json"
+	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
 func TestMain(m *testing.M) {
-	if filepath.Base(os.Args[0]) == "uci" {
+	// This binary stands in for several programs in the chroot.
+	switch filepath.Base(os.Args[0]) {
+	case "uci":
 		os.Exit(runFakeUCI())
+	case "ubus":
+		os.Exit(runUbusClient())
+	case "gogoc":
+		os.Exit(runFakeDaemon())
+	case "ujail":
+		os.Exit(runUjail())
+	}
+	// The chroot tests mostly wait: on shells, on the models' timers, on
+	// daemons taking their time to exit. Run more of them at once than
+	// the default (GOMAXPROCS, 2 on a small CI machine) unless -parallel
+	// says otherwise.
+	flag.Parse()
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet {
+		flag.Set("test.parallel", "8")
 	}
 	os.Exit(m.Run())
 }
@@ -22,50 +43,6 @@ const (
 	filesDir = "../gogoc/files"
 	helper   = "/usr/libexec/gogoc-openwrt"
 )
-
-// router is a stubbed OpenWrt root: UCI files, a fake uci, logger, init
-// scripts of odhcpd and firewall and a gogoc binary that only record their
-// calls in one log, and gogoc's scripts with their absolute paths moved
-// into the root.
-type router struct {
-	t    *testing.T
-	root string
-	log  string
-	env  []string
-}
-
-func newRouter(t *testing.T) *router {
-	t.Helper()
-	root := t.TempDir()
-	r := &router{t: t, root: root, log: filepath.Join(root, "calls.log")}
-	for _, d := range []string{"etc/config", "bin", "etc/init.d", "usr/libexec", "usr/sbin", "lib", "var/run/gogoc"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(exe, filepath.Join(root, "bin/uci")); err != nil {
-		t.Fatal(err)
-	}
-	rec := func(name string) string {
-		return "#!/bin/sh\necho \"" + name + "|$*\" >>\"$GOGOC_TEST_LOG\"\n"
-	}
-	r.write("bin/logger", rec("logger"), 0o755)
-	r.write("etc/init.d/odhcpd", rec("odhcpd"), 0o755)
-	r.write("etc/init.d/firewall", rec("firewall"), 0o755)
-	r.write("usr/sbin/gogoc", rec("gogoc"), 0o755)
-	r.write("lib/functions.sh", readFile(t, "testdata/functions.sh"), 0o644)
-	r.install(filepath.Join(filesDir, "gogoc-openwrt"), helper, 0o755, "/etc/init.d/")
-	r.env = append(os.Environ(),
-		"PATH="+filepath.Join(root, "bin")+":"+os.Getenv("PATH"),
-		"GOGOC_UCI_DIR="+filepath.Join(root, "etc/config"),
-		"GOGOC_TEST_LOG="+r.log,
-	)
-	return r
-}
 
 func readFile(t *testing.T, p string) string {
 	t.Helper()
@@ -76,96 +53,105 @@ func readFile(t *testing.T, p string) string {
 	return string(b)
 }
 
-func (r *router) write(rel, data string, mode os.FileMode) {
-	r.t.Helper()
-	p := filepath.Join(r.root, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		r.t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(data), mode); err != nil {
-		r.t.Fatal(err)
-	}
-}
+var (
+	gogocOnce sync.Once
+	gogocBin  string
+	gogocErr  error
+)
 
-// install copies a script into the root at dst, moving each of the given
-// absolute paths into the root. A path the script does not use fails the
-// test: the stubs would silently stop covering it.
-func (r *router) install(src, dst string, mode os.FileMode, paths ...string) string {
-	r.t.Helper()
-	s := readFile(r.t, src)
-	for _, p := range paths {
-		if !strings.Contains(s, p) {
-			r.t.Fatalf("%s does not use %s any more; update the test", src, p)
+// hostGogoc builds cmd/gogoc for this machine, static, once: the init
+// script, the hotplug hook and the helper ask it for the configuration.
+func hostGogoc(t *testing.T) string {
+	t.Helper()
+	gogocOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gogoc-pkgtest-bin-")
+		if err != nil {
+			gogocErr = err
+			return
 		}
-		s = strings.ReplaceAll(s, p, r.root+p)
+		gogocBin = filepath.Join(dir, "gogoc")
+		cmd := exec.Command("go", "build", "-o", gogocBin, "../../cmd/gogoc")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			gogocErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if gogocErr != nil {
+		t.Fatal(gogocErr)
 	}
-	r.write(strings.TrimPrefix(dst, "/"), s, mode)
-	return filepath.Join(r.root, dst)
+	return gogocBin
 }
 
-// shell is OpenWrt's shell (busybox ash) when the machine has busybox, else
-// the system sh.
-func shell() []string {
-	if p, err := exec.LookPath("busybox"); err == nil {
-		return []string{p, "sh"}
-	}
-	return []string{"/bin/sh"}
+// newRouter is a chroot with the package's files installed from the
+// repository at their router paths, the stock network, dhcp and firewall
+// configuration and gogoc's configuration gogoc. /usr/sbin/gogoc is the
+// real binary behind a wrapper that records each call.
+func newRouter(t *testing.T, gogoc string) *owrt {
+	t.Helper()
+	o := newOpenWrt(t)
+	o.installFiles()
+	o.write("/etc/config/gogoc", gogoc, 0o600)
+	return o
 }
 
-func (r *router) run(env []string, args ...string) string {
-	r.t.Helper()
-	sh := shell()
-	cmd := exec.Command(sh[0], append(sh[1:], args...)...)
-	cmd.Env = append(slices.Clone(r.env), env...)
-	cmd.Dir = r.root
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("%v: %v\n%s", args, err, out)
+func (o *owrt) installFiles() {
+	o.t.Helper()
+	o.copyFile(hostGogoc(o.t), "/usr/libexec/gogoc-real", 0o755)
+	o.write(daemonPath, "#!/bin/sh\necho \"gogoc|$*\" >>/tmp/calls.log\nexec /usr/libexec/gogoc-real \"$@\"\n", 0o755)
+	for src, dst := range map[string]string{
+		"gogoc.init":         "/etc/init.d/gogoc",
+		"gogoc-openwrt":      helper,
+		"gogoc.uci-defaults": "/etc/uci-defaults/90-gogoc",
+	} {
+		o.copyFile(filepath.Join(filesDir, src), dst, 0o755)
 	}
-	return string(out)
+	o.copyFile(filepath.Join(filesDir, "gogoc.hotplug"), "/etc/hotplug.d/iface/30-gogoc", 0o644)
 }
 
-// calls returns the log and empties it.
-func (r *router) calls() []string {
-	r.t.Helper()
-	b, err := os.ReadFile(r.log)
-	if err != nil && !os.IsNotExist(err) {
-		r.t.Fatal(err)
-	}
-	os.Remove(r.log)
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
+// rc runs /etc/init.d/gogoc with an action, as OpenWrt does (the script's
+// #! line runs it through /etc/rc.common), and returns what was recorded
+// meanwhile.
+func (o *owrt) rc(action string, env ...string) []string {
+	o.t.Helper()
+	o.sh(env, "-c", "/etc/init.d/gogoc "+action)
+	return o.calls()
 }
 
-func (r *router) uciGet(ref string) (string, bool) {
-	r.t.Helper()
-	cmd := exec.Command(filepath.Join(r.root, "bin/uci"), "-q", "get", ref)
-	cmd.Env = r.env
-	out, err := cmd.Output()
-	if err != nil {
-		return "", false
+// settle waits until procd has no gogoc instance stopping, restarting or
+// waiting to respawn and odhcpd has handled every reload, and returns the
+// calls and events recorded meanwhile.
+func (o *owrt) settle() []string {
+	o.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for stable := 0; stable < 3; {
+		if time.Now().After(deadline) {
+			o.t.Fatal("procd and odhcpd models did not settle in 60 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+		if o.procd.idle("gogoc") && o.procd.odhcpd.idle() && o.daemonsUp() {
+			stable++
+		} else {
+			stable = 0
+		}
 	}
-	return strings.TrimSpace(string(out)), true
+	return o.calls()
 }
 
-func (r *router) config(pkg, body string) { r.write("etc/config/"+pkg, body, 0o600) }
-
-func (r *router) initScript() string {
-	return r.install(filepath.Join(filesDir, "gogoc.init"), "/etc/init.d/gogoc", 0o755, helper)
-}
-
-func (r *router) rc(action string) []string {
-	r.t.Helper()
-	rc, err := filepath.Abs("testdata/rc.common")
-	if err != nil {
-		r.t.Fatal(err)
+// daemonsUp reports that every running gogoc instance has announced
+// itself (its first RA, if any, is then in the log too).
+func (o *owrt) daemonsUp() bool {
+	b, _ := os.ReadFile(o.path("/tmp/calls.log"))
+	for _, pid := range o.procd.running("gogoc") {
+		// procd's pid is the daemon's, or ujail's when jailed.
+		if !strings.Contains(string(b), fmt.Sprintf("daemon|start pid=%d ", pid)) &&
+			!strings.Contains(string(b), fmt.Sprintf(" ppid=%d ", pid)) {
+			return false
+		}
 	}
-	r.run(nil, rc, r.initScript(), action)
-	return r.calls()
+	return true
 }
+
+func (o *owrt) config(pkg, body string) { o.write("/etc/config/"+pkg, body, 0o600) }
 
 const (
 	stockNetwork = `
@@ -217,16 +203,13 @@ func gogocConfig(extra string) string {
 	return "config gogoc 'main'\n\toption server 'broker.example.net'\n\toption auth_method 'anonymous'\n" + extra
 }
 
-func stockRouter(t *testing.T, gogoc string) *router {
-	r := newRouter(t)
-	r.config("network", stockNetwork)
-	r.config("dhcp", stockDHCP)
-	r.config("firewall", stockFirewall)
-	r.config("gogoc", gogoc)
-	return r
-}
+const routerMode = "\toption enabled '1'\n\toption host_type 'router'\n\toption if_prefix 'br-lan'\n"
 
 func has(calls []string, want string) bool { return slices.Contains(calls, want) }
+
+func hasPrefix(calls []string, p string) bool {
+	return slices.ContainsFunc(calls, func(c string) bool { return strings.HasPrefix(c, p) })
+}
 
 func index(t *testing.T, calls []string, want string) int {
 	t.Helper()
@@ -237,57 +220,102 @@ func index(t *testing.T, calls []string, want string) int {
 	return i
 }
 
-func TestInitDisabledStartsNothing(t *testing.T) {
-	t.Parallel()
-	r := stockRouter(t, gogocConfig("\toption enabled '0'\n"))
-	calls := r.rc("start")
-	for _, c := range calls {
-		if strings.HasPrefix(c, "procd_open_instance") || strings.HasPrefix(c, "odhcpd") {
-			t.Errorf("disabled service made call %q", c)
+// procdMessage returns the last `ubus call service set` message among calls.
+func procdMessage(t *testing.T, calls []string) map[string]any {
+	t.Helper()
+	for i := len(calls) - 1; i >= 0; i-- {
+		if msg, ok := strings.CutPrefix(calls[i], "ubus|call service set "); ok {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(msg), &m); err != nil {
+				t.Fatalf("procd message is not JSON: %v\n%s", err, msg)
+			}
+			return m
 		}
 	}
-	if v, _ := r.uciGet("dhcp.lan.ra"); v != "server" {
+	t.Fatalf("no procd message in\n%s", strings.Join(calls, "\n"))
+	return nil
+}
+
+// gogocInstance returns the message's instance, or nil.
+func gogocInstance(m map[string]any) map[string]any {
+	insts, _ := m["instances"].(map[string]any)
+	in, _ := insts["instance1"].(map[string]any)
+	return in
+}
+
+func strs(v any) []string {
+	a, _ := v.([]any)
+	var out []string
+	for _, x := range a {
+		s, _ := x.(string)
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestInitDisabledStartsNothing(t *testing.T) {
+	t.Parallel()
+	o := newRouter(t, gogocConfig("\toption enabled '0'\n\toption host_type 'router'\n\toption if_prefix 'br-lan'\n"))
+	calls := append(o.rc("start"), o.settle()...)
+	if in := gogocInstance(procdMessage(t, calls)); in != nil {
+		t.Errorf("disabled service has an instance: %v", in)
+	}
+	if hasPrefix(calls, "daemon|start") || has(calls, "odhcpd|reload") {
+		t.Errorf("disabled service started something: %q", calls)
+	}
+	if v, _ := o.uciGet("dhcp.lan.ra"); v != "server" {
 		t.Errorf("dhcp.lan.ra = %q, want server untouched", v)
 	}
 }
 
 func TestInitProcdInstance(t *testing.T) {
 	t.Parallel()
-	r := stockRouter(t, gogocConfig("\toption enabled '1'\n\toption wan_interface 'wwan'\n"))
-	calls := r.rc("start")
-	open := index(t, calls, "procd_open_instance")
-	for _, want := range []string{
-		"procd_set_param|command|/usr/sbin/gogoc|run|-uci|/etc/config/gogoc",
-		"procd_set_param|file|/etc/config/gogoc|/usr/sbin/gogoc",
-		"procd_set_param|respawn|3600|5|5",
-		"procd_set_param|term_timeout|15",
-		"procd_set_param|stderr|1",
-	} {
-		if i := index(t, calls, want); i < open {
-			t.Errorf("%q before procd_open_instance", want)
+	o := newRouter(t, gogocConfig("\toption enabled '1'\n\toption wan_interface 'wwan'\n"))
+	calls := o.rc("start")
+	m := procdMessage(t, calls)
+	in := gogocInstance(m)
+	if in == nil {
+		t.Fatalf("no instance in %v", m)
+	}
+	if got := strs(in["command"]); len(got) < 4 || !slices.Equal(got[:2], []string{daemonPath, "run"}) {
+		t.Errorf("command %q", got)
+	}
+	if got := strs(in["file"]); !slices.Contains(got, daemonPath) {
+		t.Errorf("file %q: a changed binary would not restart the daemon", got)
+	}
+	if got := strs(in["respawn"]); !slices.Equal(got, []string{"3600", "5", "5"}) {
+		t.Errorf("respawn %q", got)
+	}
+	if in["term_timeout"] != float64(15) || in["stderr"] != true || in["stdout"] != true {
+		t.Errorf("term_timeout/stdout/stderr: %v", in)
+	}
+	trig, _ := json.Marshal(m["triggers"])
+	for _, want := range []string{`"config.change",["if",["eq","package","gogoc"]`, `"interface.*",["if",["eq","interface","wwan"]`} {
+		if !strings.Contains(string(trig), want) {
+			t.Errorf("triggers %s lack %s", trig, want)
 		}
 	}
-	if index(t, calls, "procd_close_instance") < open {
-		t.Error("instance closed before it was opened")
+	calls = append(calls, o.settle()...)
+	if !hasPrefix(calls, "daemon|start") {
+		t.Errorf("daemon not started: %q", calls)
 	}
-	index(t, calls, "procd_add_reload_trigger|gogoc")
-	index(t, calls, "procd_add_reload_interface_trigger|wwan")
 	// Host mode: odhcpd keeps the RAs.
 	if has(calls, "odhcpd|reload") {
 		t.Error("host mode reloaded odhcpd")
 	}
-	if v, _ := r.uciGet("dhcp.lan.ra"); v != "server" {
+	if v, _ := o.uciGet("dhcp.lan.ra"); v != "server" {
 		t.Errorf("host mode changed dhcp.lan.ra to %q", v)
 	}
 }
 
 func TestInitDefaultWANTrigger(t *testing.T) {
 	t.Parallel()
-	r := stockRouter(t, gogocConfig("\toption enabled '1'\n"))
-	index(t, r.rc("start"), "procd_add_reload_interface_trigger|wan")
+	o := newRouter(t, gogocConfig("\toption enabled '1'\n"))
+	trig, _ := json.Marshal(procdMessage(t, o.rc("start"))["triggers"])
+	if !strings.Contains(string(trig), `["eq","interface","wan"]`) {
+		t.Errorf("triggers %s lack the default wan", trig)
+	}
 }
-
-const routerMode = "\toption enabled '1'\n\toption host_type 'router'\n\toption if_prefix 'br-lan'\n"
 
 // TestRAOwnership: router mode with ra builtin turns odhcpd's RAs off on
 // the LAN before the daemon starts, keeps the old value, stays idempotent
@@ -304,142 +332,73 @@ func TestRAOwnership(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := stockRouter(t, gogocConfig(routerMode))
-			r.config("dhcp", tc.dhcp)
-			calls := r.rc("start")
-			if i, j := index(t, calls, "odhcpd|reload"), index(t, calls, "procd_open_instance"); i > j {
-				t.Error("odhcpd still advertised when the daemon started")
-			}
-			if v, _ := r.uciGet("dhcp.lan.ra"); v != "disabled" {
+			o := newRouter(t, gogocConfig(routerMode))
+			o.config("dhcp", tc.dhcp)
+			o.procd.odhcpd.boot()
+			o.calls()
+			o.rc("start")
+			o.settle()
+			if v, _ := o.uciGet("dhcp.lan.ra"); v != "disabled" {
 				t.Fatalf("after start dhcp.lan.ra = %q, want disabled", v)
 			}
-			if _, ok := r.uciGet("dhcp.wan.ra"); ok {
+			if _, ok := o.uciGet("dhcp.wan.ra"); ok {
 				t.Error("dhcp.wan touched")
 			}
 			// The claim is committed: it survives a reboot.
-			if cfg := readFile(t, filepath.Join(r.root, "etc/config/dhcp")); !strings.Contains(cfg, "'disabled'") {
+			if cfg := readFile(t, o.path("/etc/config/dhcp")); !strings.Contains(cfg, "'disabled'") {
 				t.Errorf("claim not committed:\n%s", cfg)
 			}
-
 			// A reload (config or interface trigger) changes nothing.
-			calls = r.rc("reload")
-			if has(calls, "odhcpd|reload") {
-				t.Error("second start reloaded odhcpd again")
+			calls := append(o.rc("reload"), o.settle()...)
+			if has(calls, "odhcpd|reload") || hasPrefix(calls, "daemon|ra-final") {
+				t.Errorf("reload without a change touched odhcpd or the daemon: %q", calls)
 			}
-			if v, _ := r.uciGet("dhcp.lan.ra"); v != "disabled" {
-				t.Errorf("after reload dhcp.lan.ra = %q", v)
-			}
-
-			// Stop: the daemon (a process that logs its exit) must be gone
-			// before odhcpd advertises again.
-			daemon := exec.Command("sh", "-c", "sleep 1; echo daemon-exited >>\"$GOGOC_TEST_LOG\"")
-			daemon.Env = r.env
-			if err := daemon.Start(); err != nil {
-				t.Fatal(err)
-			}
-			go daemon.Wait()
-			status := filepath.Join(r.root, "var/run/gogoc/status.json")
-			r.write("var/run/gogoc/status.json", `{"state":"up","pid":`+strconv.Itoa(daemon.Process.Pid)+`}`, 0o644)
-			r.config("gogoc", gogocConfig(routerMode+"\toption status_file '"+status+"'\n"))
-			start := time.Now()
-			calls = r.rc("stop")
-			if i, j := index(t, calls, "daemon-exited"), index(t, calls, "odhcpd|reload"); i > j {
-				t.Errorf("odhcpd reloaded before the daemon exited: %v", calls)
-			}
-			if time.Since(start) > 10*time.Second {
-				t.Error("stop waited far longer than the daemon took")
-			}
-			v, ok := r.uciGet("dhcp.lan.ra")
+			o.rc("stop")
+			o.settle()
+			v, ok := o.uciGet("dhcp.lan.ra")
 			if v != tc.want || ok != (tc.want != "") {
 				t.Errorf("after stop dhcp.lan.ra = %q (set %v), want %q", v, ok, tc.want)
 			}
-			if _, ok := r.uciGet("dhcp.lan.gogoc_saved_ra"); ok {
+			if _, ok := o.uciGet("dhcp.lan.gogoc_saved_ra"); ok {
 				t.Error("saved value left behind")
 			}
 			// Stopping again is harmless.
-			if calls := r.rc("stop"); has(calls, "odhcpd|reload") {
+			if calls := append(o.rc("stop"), o.settle()...); has(calls, "odhcpd|reload") {
 				t.Error("second stop touched odhcpd")
 			}
 		})
 	}
 }
 
-// TestRAHandBack: switching ra to none, or host_type to host, or disabling
-// gogoc gives the RAs back on the next reload.
-func TestRAHandBack(t *testing.T) {
-	t.Parallel()
-	for _, change := range []string{
-		routerMode + "\toption ra 'none'\n",
-		"\toption enabled '1'\n\toption host_type 'host'\n",
-		"\toption enabled '0'\n\toption host_type 'router'\n\toption if_prefix 'br-lan'\n",
-	} {
-		r := stockRouter(t, gogocConfig(routerMode))
-		r.rc("start")
-		if v, _ := r.uciGet("dhcp.lan.ra"); v != "disabled" {
-			t.Fatalf("claim failed: %q", v)
-		}
-		r.config("gogoc", gogocConfig(change))
-		calls := r.rc("reload")
-		if !has(calls, "odhcpd|reload") {
-			t.Errorf("%q: odhcpd not reloaded", change)
-		}
-		if v, _ := r.uciGet("dhcp.lan.ra"); v != "server" {
-			t.Errorf("%q: dhcp.lan.ra = %q, want server", change, v)
-		}
-	}
-}
-
-// TestRAMovesWithIfPrefix: a new LAN device releases the old LAN's claim.
-func TestRAMovesWithIfPrefix(t *testing.T) {
-	t.Parallel()
-	r := stockRouter(t, gogocConfig(routerMode))
-	r.config("network", stockNetwork+"\nconfig interface 'guest'\n\toption device 'br-guest'\n")
-	r.config("dhcp", stockDHCP+"\nconfig dhcp 'guest'\n\toption interface 'guest'\n\toption ra 'hybrid'\n")
-	r.rc("start")
-	r.config("gogoc", gogocConfig(strings.Replace(routerMode, "br-lan", "br-guest", 1)))
-	r.rc("reload")
-	if v, _ := r.uciGet("dhcp.lan.ra"); v != "server" {
-		t.Errorf("old LAN: ra = %q, want server back", v)
-	}
-	if v, _ := r.uciGet("dhcp.guest.ra"); v != "disabled" {
-		t.Errorf("new LAN: ra = %q, want disabled", v)
-	}
-	if v, _ := r.uciGet("dhcp.guest.gogoc_saved_ra"); v != "hybrid" {
-		t.Errorf("new LAN: saved %q, want hybrid", v)
-	}
-}
-
 func TestUCIDefaultsFirewall(t *testing.T) {
 	t.Parallel()
-	r := stockRouter(t, gogocConfig("\toption if_tunnel_v6v4 'tb6in4'\n"))
-	script := r.install(filepath.Join(filesDir, "gogoc.uci-defaults"), "/etc/uci-defaults/90-gogoc", 0o755, helper)
+	o := newRouter(t, gogocConfig("\toption if_tunnel_v6v4 'tb6in4'\n"))
 	for i := 0; i < 2; i++ { // idempotent
 		// default_postinst sources uci-defaults scripts and removes them
 		// only when they succeed.
-		r.run(nil, "-c", ". "+script)
-		got, _ := r.uciGet("firewall.@zone[1].device")
+		o.sh(nil, "-c", ". /etc/uci-defaults/90-gogoc")
+		got, _ := o.uciGet("firewall.@zone[1].device")
 		if got != "tb6in4 gogoc gogoc4in6" {
 			t.Fatalf("run %d: wan zone devices = %q", i+1, got)
 		}
-		calls := r.calls()
+		calls := o.calls()
 		if reloaded := has(calls, "firewall|reload"); reloaded != (i == 0) {
 			t.Errorf("run %d: firewall reload %v", i+1, reloaded)
 		}
 	}
-	if _, ok := r.uciGet("firewall.@zone[0].device"); ok {
+	if _, ok := o.uciGet("firewall.@zone[0].device"); ok {
 		t.Error("lan zone got a device")
 	}
-	if cfg := readFile(t, filepath.Join(r.root, "etc/config/firewall")); !strings.Contains(cfg, "list device 'gogoc'") {
+	if cfg := readFile(t, o.path("/etc/config/firewall")); !strings.Contains(cfg, "list device 'gogoc'") {
 		t.Errorf("not committed:\n%s", cfg)
 	}
 }
 
 func TestUCIDefaultsNoWANZone(t *testing.T) {
 	t.Parallel()
-	r := stockRouter(t, gogocConfig(""))
-	r.config("firewall", "config zone\n\toption name 'lan'\n")
-	script := r.install(filepath.Join(filesDir, "gogoc.uci-defaults"), "/etc/uci-defaults/90-gogoc", 0o755, helper)
-	out := r.run(nil, "-c", ". "+script)
+	o := newRouter(t, gogocConfig(""))
+	o.config("firewall", "config zone\n\toption name 'lan'\n")
+	out := o.sh(nil, "-c", ". /etc/uci-defaults/90-gogoc")
 	if !strings.Contains(out, "no firewall zone 'wan'") {
 		t.Errorf("no hint about the missing zone: %q", out)
 	}
@@ -450,33 +409,37 @@ func TestUCIDefaultsNoWANZone(t *testing.T) {
 // entries, exactly as they were before installation.
 func TestPrermUndoes(t *testing.T) {
 	t.Parallel()
-	r := stockRouter(t, gogocConfig(routerMode))
-	defaults := r.install(filepath.Join(filesDir, "gogoc.uci-defaults"), "/etc/uci-defaults/90-gogoc", 0o755, helper)
-	before := readFile(t, filepath.Join(r.root, "etc/config/firewall"))
-	beforeDHCP := readFile(t, filepath.Join(r.root, "etc/config/dhcp"))
-	r.run(nil, "-c", ". "+defaults)
-	r.rc("start")
-	if v, _ := r.uciGet("dhcp.lan.ra"); v != "disabled" {
+	o := newRouter(t, gogocConfig(routerMode))
+	before := readFile(t, o.path("/etc/config/firewall"))
+	beforeDHCP := readFile(t, o.path("/etc/config/dhcp"))
+	o.sh(nil, "-c", ". /etc/uci-defaults/90-gogoc")
+	o.write("/usr/lib/opkg/info/gogoc.list", "/etc/init.d/gogoc\n/usr/sbin/gogoc\n", 0o644)
+	o.rc("enable")
+	o.rc("start")
+	o.settle()
+	if v, _ := o.uciGet("dhcp.lan.ra"); v != "disabled" {
 		t.Fatalf("claim failed: %q", v)
 	}
-	r.calls()
-	prerm := r.install("../gogoc/scripts/prerm", "/prerm", 0o755, "/lib/functions.sh", helper)
-	r.run([]string{"IPKG_INSTROOT="}, prerm, "remove")
-	calls := r.calls()
-	if i, j := index(t, calls, "default_prerm|"), index(t, calls, "odhcpd|reload"); i > j {
+	o.copyFile("../gogoc/scripts/prerm", "/usr/lib/opkg/info/gogoc.prerm", 0o755)
+	o.opkgScript("gogoc", "prerm", "remove", false)
+	calls := append(o.calls(), o.settle()...)
+	if i, j := index(t, calls, "ubus|call service delete {\"name\":\"gogoc\"}"), index(t, calls, "odhcpd|reload"); i > j {
 		t.Error("undo ran before default_prerm stopped the service")
 	}
 	index(t, calls, "firewall|reload")
-	if v, _ := r.uciGet("dhcp.lan.ra"); v != "server" {
+	if o.exists("/etc/rc.d/S95gogoc") {
+		t.Error("service still enabled")
+	}
+	if v, _ := o.uciGet("dhcp.lan.ra"); v != "server" {
 		t.Errorf("dhcp.lan.ra = %q after removal", v)
 	}
-	if _, ok := r.uciGet("firewall.@zone[1].device"); ok {
+	if _, ok := o.uciGet("firewall.@zone[1].device"); ok {
 		t.Error("tunnel devices left in the wan zone")
 	}
-	if after := readFile(t, filepath.Join(r.root, "etc/config/firewall")); normalize(after) != normalize(before) {
+	if after := readFile(t, o.path("/etc/config/firewall")); normalize(after) != normalize(before) {
 		t.Errorf("firewall config not restored:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	if after := readFile(t, filepath.Join(r.root, "etc/config/dhcp")); normalize(after) != normalize(beforeDHCP) {
+	if after := readFile(t, o.path("/etc/config/dhcp")); normalize(after) != normalize(beforeDHCP) {
 		t.Errorf("dhcp config not restored:\nbefore:\n%s\nafter:\n%s", beforeDHCP, after)
 	}
 }
@@ -494,6 +457,7 @@ func normalize(s string) string {
 
 func TestHotplug(t *testing.T) {
 	t.Parallel()
+	o := newRouter(t, gogocConfig(""))
 	for _, tc := range []struct {
 		name      string
 		gogoc     string
@@ -509,17 +473,12 @@ func TestHotplug(t *testing.T) {
 		{"default wan not configured", "\toption enabled '1'\n\toption wan_interface 'wwan'\n", []string{"ACTION=ifup", "INTERFACE=wan"}, false},
 		{"disabled", "\toption enabled '0'\n", []string{"ACTION=ifup", "INTERFACE=wan"}, false},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			r := stockRouter(t, gogocConfig(tc.gogoc))
-			script := r.install(filepath.Join(filesDir, "gogoc.hotplug"), "/etc/hotplug.d/iface/30-gogoc", 0o644,
-				"/lib/functions.sh", "/usr/sbin/gogoc")
-			// hotplug-call sources each script in a subshell.
-			r.run(tc.env, "-c", "( . "+script+" )")
-			calls := r.calls()
-			if got := has(calls, "gogoc|reconnect"); got != tc.reconnect {
-				t.Errorf("reconnect %v, want %v (calls %v)", got, tc.reconnect, calls)
-			}
-		})
+		o.config("gogoc", gogocConfig(tc.gogoc))
+		// hotplug-call sources each script in a subshell.
+		o.sh(tc.env, "-c", "( . /etc/hotplug.d/iface/30-gogoc ) || true")
+		calls := o.calls()
+		if got := has(calls, "gogoc|reconnect"); got != tc.reconnect {
+			t.Errorf("%s: reconnect %v, want %v (calls %v)", tc.name, got, tc.reconnect, calls)
+		}
 	}
 }

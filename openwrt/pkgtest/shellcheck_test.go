@@ -17,7 +17,7 @@ func TestShellcheck(t *testing.T) {
 		"../gogoc/files/gogoc.init", "../gogoc/files/gogoc.hotplug", "../gogoc/files/gogoc.uci-defaults",
 		"../gogoc/files/gogoc-openwrt", "../gogoc/scripts/postinst", "../gogoc/scripts/post-upgrade", "../gogoc/scripts/prerm",
 		"../luci-app-gogoc/scripts/postinst", "../luci-app-gogoc/scripts/post-upgrade", "../luci-app-gogoc/scripts/prerm",
-		"testdata/rc.common", "testdata/functions.sh", "testdata/openwrt/etc/rc.common",
+		"testdata/openwrt/etc/rc.common",
 		"testdata/openwrt/lib/functions.sh", "testdata/openwrt/lib/functions/procd.sh",
 		"../../scripts/cross.sh", "../../scripts/packages.sh", "../../scripts/version.sh", "../../scripts/size.sh",
 		"../../scripts/test-cross.sh",

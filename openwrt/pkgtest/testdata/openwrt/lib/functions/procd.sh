@@ -20,8 +20,13 @@ _json_key() {
 	_J_first=0
 	[ -z "$1" ] || _J="$_J\"$1\":"
 }
-_json_str() { printf '"%s"' "$(printf '%s' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')"; }
-json_add_string() { _json_key "$1"; _J="$_J$(_json_str "$2")"; }
+json_add_string() {
+	_json_key "$1"
+	case $2 in
+	*[\\\"]*) _J="$_J\"$(printf '%s' "$2" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')\"" ;;
+	*) _J="$_J\"$2\"" ;;
+	esac
+}
 json_add_int() { _json_key "$1"; _J="$_J$2"; }
 json_add_boolean() {
 	_json_key "$1"
