@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/jsklein/gogoc/config"
 	"github.com/jsklein/gogoc/uci"
@@ -39,10 +40,13 @@ func checkConfig(args []string, stdout, stderr io.Writer, uciPath, legacyPath st
 	fs.SetOutput(stderr)
 	legacy := fs.String("f", "", "check this legacy `gogoc.conf`")
 	uciFile := fs.String("uci", "", "check this UCI `file`")
+	shell := fs.Bool("shell", false, "print what OpenWrt's scripts need as shell assignments (gogoc_enabled=1 ...)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: gogoc check [-f gogoc.conf | --uci /etc/config/gogoc]\n\n"+
+		fmt.Fprintf(fs.Output(), "usage: gogoc check [-f gogoc.conf | --uci /etc/config/gogoc] [-shell]\n\n"+
 			"Prints the effective configuration (password masked) or what is wrong with it.\n"+
-			"Without a flag: %s if it exists, else %s.\n\n", uciPath, legacyPath)
+			"Without a flag: %s if it exists, else %s.\n"+
+			"With -shell, prints the settings the OpenWrt scripts use as shell assignments, or\n"+
+			"nothing and exit status 1 if the daemon would refuse the file.\n\n", uciPath, legacyPath)
 		fs.PrintDefaults()
 	}
 	if code, done := parseFlags(fs, args); done {
@@ -71,15 +75,56 @@ func checkConfig(args []string, stdout, stderr io.Writer, uciPath, legacyPath st
 		return 1
 	}
 	var out bytes.Buffer
-	for _, e := range c.Entries() {
-		fmt.Fprintf(&out, "%s=%s\n", e.Key, e.Value)
+	if *shell {
+		for _, v := range shellVars(c) {
+			fmt.Fprintf(&out, "gogoc_%s=%s\n", v.Key, shellQuote(v.Value))
+		}
+	} else {
+		for _, e := range c.Entries() {
+			fmt.Fprintf(&out, "%s=%s\n", e.Key, e.Value)
+		}
 	}
 	if _, err := stdout.Write(out.Bytes()); err != nil {
 		fmt.Fprintf(stderr, "gogoc check: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "gogoc check: %s (%s) is valid\n", path, format)
+	if !*shell {
+		fmt.Fprintf(stderr, "gogoc check: %s (%s) is valid\n", path, format)
+	}
 	return 0
+}
+
+// shellVars are the settings OpenWrt's init script, hotplug hook and
+// helper act on, as the daemon reads them: the scripts take them from
+// here instead of reading /etc/config/gogoc with config_get, so the two
+// cannot disagree (a daemon in router mode while the scripts leave the
+// RAs to odhcpd, a section only one of them uses). Booleans are 1 or 0.
+func shellVars(c *config.Config) []config.Entry {
+	flag := func(b bool) string {
+		if b {
+			return "1"
+		}
+		return "0"
+	}
+	return []config.Entry{
+		{Key: "enabled", Value: flag(c.Enabled)},
+		{Key: "host_type", Value: string(c.HostType)},
+		{Key: "ra", Value: string(c.RA)},
+		{Key: "if_prefix", Value: c.IfPrefix},
+		{Key: "wan_interface", Value: c.WANInterface},
+		{Key: "status_file", Value: c.StatusFile},
+		{Key: "if_tunnel_v6v4", Value: c.IfTunnelV6V4},
+		{Key: "if_tunnel_v6udpv4", Value: c.IfTunnelV6UDPV4},
+		{Key: "if_tunnel_v4v6", Value: c.IfTunnelV4V6},
+		{Key: "known_keys", Value: c.KnownKeys},
+	}
+}
+
+// shellQuote makes any string one word of the POSIX shell's: in single
+// quotes nothing is special but the quote itself, which is closed,
+// escaped and reopened.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // cmdImport reads a legacy gogoc.conf and prints the equivalent

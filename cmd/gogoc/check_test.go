@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -208,5 +210,117 @@ func TestDispatch(t *testing.T) {
 	legacy := writeFile(t, "gogoc.conf", "server=b.example.net\nauth_method=anonymous\n")
 	if code := run([]string{"import", legacy}, &out, &errb); code != 0 || !strings.Contains(out.String(), "option server 'b.example.net'") {
 		t.Errorf("import: %d %s", code, errb.String())
+	}
+}
+
+// evalShell runs the assignments through a POSIX shell (busybox ash, the
+// router's, when installed) and returns each variable's value as the
+// shell sees it.
+func evalShell(t *testing.T, assignments string, names []string) map[string]string {
+	t.Helper()
+	sh := []string{"/bin/sh"}
+	if p, err := exec.LookPath("busybox"); err == nil {
+		sh = []string{p, "sh"}
+	}
+	script := `eval "$ASSIGN" || exit 1` + "\n"
+	for _, n := range names {
+		script += `printf '%s\0' "$` + n + `"` + "\n"
+	}
+	cmd := exec.Command(sh[0], append(sh[1:], "-c", script)...)
+	cmd.Env = []string{"ASSIGN=" + assignments, "PATH=/usr/bin:/bin"}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("shell: %v", err)
+	}
+	vals := strings.Split(string(out), "\x00")
+	if len(vals) != len(names)+1 {
+		t.Fatalf("shell printed %q", out)
+	}
+	m := map[string]string{}
+	for i, n := range names {
+		m[n] = vals[i]
+	}
+	return m
+}
+
+// TestCheckShell: -shell prints what the OpenWrt scripts act on, as the
+// daemon reads it, and a shell reads back exactly those values.
+func TestCheckShell(t *testing.T) {
+	p := writeFile(t, "gogoc", `config gogoc 'main'
+	option enabled 'on'
+	option server 'broker.example.net'
+	option auth_method 'anonymous'
+	option host_type 'router'
+	option if_prefix 'br-lan.5'
+	option wan_interface 'wwan_2'
+	option if_tunnel_v6v4 'tb-6in4'
+	option ra 'builtin'
+`)
+	r := runCheck([]string{"-uci", p, "-shell"}, "/nonexistent", "/nonexistent")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	c, _, err := config.Load(p, config.FormatUCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, v := range shellVars(c) {
+		names = append(names, "gogoc_"+v.Key)
+	}
+	got := evalShell(t, r.stdout, names)
+	want := map[string]string{
+		"gogoc_enabled": "1", "gogoc_host_type": "router", "gogoc_ra": "builtin", "gogoc_if_prefix": "br-lan.5",
+		"gogoc_wan_interface": "wwan_2", "gogoc_status_file": config.DefaultStatusFile,
+		"gogoc_if_tunnel_v6v4": "tb-6in4", "gogoc_if_tunnel_v6udpv4": config.DefaultIfTunnelV6UDPV4,
+		"gogoc_if_tunnel_v4v6": config.DefaultIfTunnelV4V6, "gogoc_known_keys": config.DefaultKnownKeys,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("shell reads\n%v\nwant\n%v", got, want)
+	}
+	if strings.Contains(r.stdout, "passwd") {
+		t.Error("-shell prints the password key")
+	}
+}
+
+// TestCheckShellRefuses: a file the daemon refuses prints no assignment
+// (an eval of the output sets nothing) and fails with the file:line
+// reasons on stderr.
+func TestCheckShellRefuses(t *testing.T) {
+	for name, text := range map[string]string{
+		"syntax":       "config gogoc 'main'\n\toption enabled '1\n",
+		"bad value":    "config gogoc 'main'\n\toption enabled '1'\n\toption server 'b.example.net'\n\toption auth_method 'anonymous'\n\toption host_type 'bridge'\n",
+		"no if_prefix": "config gogoc 'main'\n\toption enabled '1'\n\toption server 'b.example.net'\n\toption auth_method 'anonymous'\n\toption host_type 'router'\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := writeFile(t, "gogoc", text)
+			r := runCheck([]string{"-uci", p, "-shell"}, "/nonexistent", "/nonexistent")
+			if r.code != 1 || r.stdout != "" {
+				t.Errorf("exit %d, stdout %q", r.code, r.stdout)
+			}
+			if !strings.Contains(r.stderr, p+":") {
+				t.Errorf("stderr does not name the file and line: %q", r.stderr)
+			}
+		})
+	}
+}
+
+// TestShellQuote: whatever a value holds, the shell reads it back as it
+// was, and nothing in it runs.
+func TestShellQuote(t *testing.T) {
+	hostile := []string{"", "plain", "it's", "''", `\'`, "$(touch /tmp/gogoc-pwned)", "`id`", "a b\tc\nd",
+		`"; rm -rf /; "`, "${HOME}", "!x", "*", "-e", "'$(x)'\\"}
+	var b strings.Builder
+	var names []string
+	for i, v := range hostile {
+		n := "v" + strconv.Itoa(i)
+		names = append(names, n)
+		b.WriteString(n + "=" + shellQuote(v) + "\n")
+	}
+	got := evalShell(t, b.String(), names)
+	for i, v := range hostile {
+		if got[names[i]] != v {
+			t.Errorf("%q read back as %q", v, got[names[i]])
+		}
 	}
 }

@@ -158,6 +158,9 @@ func TestRAHandOver(t *testing.T) {
 			{name: "ra none", do: reconfigure(routerMode + "\toption ra 'none'\n"), odhcpd: both},
 			{name: "ra builtin", do: reconfigure(routerMode + "\toption ra 'builtin'\n"), daemon: lan, odhcpd: guest},
 			{name: "another if_prefix", do: reconfigure(strings.Replace(routerMode, "br-lan", "br-guest", 1)), daemon: guest, odhcpd: lan},
+			// A file the daemon would refuse: no daemon, the RAs go back.
+			{name: "invalid config", do: reconfigure(routerMode + "\toption tunnel_mode 'v6udpv5'\n"), odhcpd: both},
+			{name: "valid again", do: reconfigure(routerMode), daemon: lan, odhcpd: guest},
 			{name: "stop", do: func(o *owrt) { o.rc("stop") }, odhcpd: both,
 				check: func(t *testing.T, o *owrt, _ []string) {
 					for _, sec := range []string{"lan", "guest"} {

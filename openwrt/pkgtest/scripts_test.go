@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jsklein/gogoc/config"
 )
 
 func TestMain(m *testing.M) {
@@ -472,6 +474,7 @@ func TestHotplug(t *testing.T) {
 		{"configured wan", "\toption enabled '1'\n\toption wan_interface 'wwan'\n", []string{"ACTION=ifup", "INTERFACE=wwan"}, true},
 		{"default wan not configured", "\toption enabled '1'\n\toption wan_interface 'wwan'\n", []string{"ACTION=ifup", "INTERFACE=wan"}, false},
 		{"disabled", "\toption enabled '0'\n", []string{"ACTION=ifup", "INTERFACE=wan"}, false},
+		{"refused file", "\toption enabled '1'\n\toption tunnel_mode 'v6'\n", []string{"ACTION=ifup", "INTERFACE=wan"}, false},
 	} {
 		o.config("gogoc", gogocConfig(tc.gogoc))
 		// hotplug-call sources each script in a subshell.
@@ -480,5 +483,96 @@ func TestHotplug(t *testing.T) {
 		if got := has(calls, "gogoc|reconnect"); got != tc.reconnect {
 			t.Errorf("%s: reconnect %v, want %v (calls %v)", tc.name, got, tc.reconnect, calls)
 		}
+	}
+}
+
+// TestOneReading: values OpenWrt's shell helpers (config_get_bool,
+// string compares) and the daemon would read differently can no longer
+// make the scripts and the daemon disagree: the scripts act on the
+// daemon's own reading. Whatever the daemon does with each file (run in
+// router mode, in host mode, or refuse it), the RAs on the LAN come from
+// exactly one sender, and a daemon runs exactly when the daemon's reader
+// says the file is valid and enabled.
+func TestOneReading(t *testing.T) {
+	t.Parallel()
+	base := "\toption server 'broker.example.net'\n\toption auth_method 'anonymous'\n"
+	for name, file := range map[string]string{
+		"enabled YES":       "config gogoc 'main'\n" + base + "\toption enabled 'YES'\n\toption host_type 'router'\n\toption if_prefix 'br-lan'\n",
+		"host_type Router":  "config gogoc 'main'\n" + base + "\toption enabled '1'\n\toption host_type 'Router'\n\toption if_prefix 'br-lan'\n",
+		"ra Builtin":        "config gogoc 'main'\n" + base + "\toption enabled '1'\n\toption host_type 'router'\n\toption ra 'Builtin'\n\toption if_prefix 'br-lan'\n",
+		"nameless section":  "config gogoc\n" + base + "\toption enabled '1'\n\toption host_type 'router'\n\toption if_prefix 'br-lan'\n",
+		"enabled yes":       "config gogoc 'main'\n" + base + "\toption enabled 'yes'\n\toption host_type 'router'\n\toption if_prefix 'br-lan'\n",
+		"router no prefix":  "config gogoc 'main'\n" + base + "\toption enabled '1'\n\toption host_type 'router'\n",
+		"two main sections": "config gogoc 'main'\n" + base + "\toption enabled '0'\n\nconfig gogoc 'main'\n\toption enabled '1'\n\toption host_type 'router'\n\toption if_prefix 'br-lan'\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			o := newRouter(t, file)
+			w := newRAWatch(o.procd.odhcpd.advertising())
+			mark := len(o.log)
+			o.rc("start")
+			o.settle()
+			calls := o.log[mark:]
+			w.feed("start", calls)
+			for _, f := range w.faults {
+				t.Error(f)
+			}
+			c, _, err := config.Load(o.path("/etc/config/gogoc"), config.FormatUCI)
+			runs := err == nil && c.Enabled
+			advertises := runs && c.HostType == config.HostTypeRouter && c.RA == config.RABuiltin
+			if got := hasPrefix(calls, "daemon|start"); got != runs {
+				t.Errorf("daemon started %v; the daemon's reading: err %v, config %+v; log:\n\t%s", got, err, c, strings.Join(calls, "\n\t"))
+			}
+			if hasPrefix(calls, "daemon|refused") {
+				t.Errorf("a daemon was started on a file it refuses: %q", calls)
+			}
+			wantDaemon, wantOdhcpd := []string(nil), []string{"br-lan"}
+			if advertises {
+				wantDaemon, wantOdhcpd = []string{"br-lan"}, nil
+			}
+			if got := set(w.daemon); !slices.Equal(got, wantDaemon) || !slices.Equal(o.procd.odhcpd.advertising(), wantOdhcpd) {
+				t.Errorf("daemon advertises on %q, odhcpd on %q; want %q and %q", got, o.procd.odhcpd.advertising(), wantDaemon, wantOdhcpd)
+			}
+		})
+	}
+}
+
+// TestInvalidConfigNotStarted: a file the daemon would refuse starts no
+// daemon (procd would respawn it until it gave up); the reason, with the
+// file and line, is in the log (logger -t gogoc, read with logread) and
+// in gogoc check.
+func TestInvalidConfigNotStarted(t *testing.T) {
+	t.Parallel()
+	for name, file := range map[string]string{
+		"syntax error": gogocConfig(routerMode + "\toption keepalive_interval '30\n"),
+		"bad value":    gogocConfig(routerMode + "\toption tunnel_mode 'v6udpv5'\n"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			o := newRouter(t, file)
+			o.rc("start")
+			calls := append(slices.Clone(o.log), o.settle()...)
+			if in := gogocInstance(procdMessage(t, calls)); in != nil {
+				t.Errorf("instance for a refused file: %v", in)
+			}
+			if hasPrefix(calls, "daemon|") || has(calls, "odhcpd|reload") {
+				t.Errorf("started something: %q", calls)
+			}
+			logged := ""
+			for _, c := range calls {
+				if m, ok := strings.CutPrefix(c, "logger|-t gogoc -p daemon.err not started: "); ok {
+					logged += m + "\n"
+				}
+			}
+			if !strings.Contains(logged, "/etc/config/gogoc:") {
+				t.Errorf("no file:line reason in the log: %q", calls)
+			}
+			out, _ := exec.Command(hostGogoc(t), "check", "-uci", o.path("/etc/config/gogoc")).CombinedOutput()
+			for _, l := range strings.Split(strings.TrimSpace(logged), "\n") {
+				if !strings.Contains(string(out), strings.TrimPrefix(l, "/etc/config/gogoc")) {
+					t.Errorf("logged %q, gogoc check says:\n%s", l, out)
+				}
+			}
+		})
 	}
 }
