@@ -277,7 +277,7 @@ func TestInitProcdInstance(t *testing.T) {
 	m := procdMessage(t, calls)
 	in := gogocInstance(m)
 	if in == nil {
-		t.Fatalf("no instance in %v", m)
+		t.Fatalf("no instance in %v; log:\n\t%s", m, strings.Join(calls, "\n\t"))
 	}
 	if got := strs(in["command"]); len(got) < 4 || !slices.Equal(got[:2], []string{daemonPath, "run"}) {
 		t.Errorf("command %q", got)
