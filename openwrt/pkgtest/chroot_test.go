@@ -134,7 +134,14 @@ func (o *owrt) mkdir(p string) {
 func (o *owrt) write(p, data string, mode os.FileMode) {
 	o.t.Helper()
 	o.mkdir(filepath.Dir(p))
-	if err := os.WriteFile(o.path(p), []byte(data), mode); err != nil {
+	// A process another test forks while the file is open for writing
+	// holds the descriptor until it execs, and running the file then
+	// fails with "text file busy" (golang.org/issue/22315). Holding
+	// the fork lock for reading keeps forks out meanwhile.
+	syscall.ForkLock.RLock()
+	err := os.WriteFile(o.path(p), []byte(data), mode)
+	syscall.ForkLock.RUnlock()
+	if err != nil {
 		o.t.Fatal(err)
 	}
 	if err := os.Chmod(o.path(p), mode); err != nil {
