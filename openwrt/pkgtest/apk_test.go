@@ -187,6 +187,11 @@ func TestAPK(t *testing.T) {
 			dataFile(t, p, "/usr/libexec/gogoc-openwrt", 0o755)
 			dataFile(t, p, "/etc/uci-defaults/90-gogoc", 0o755)
 			dataFile(t, p, "/etc/hotplug.d/iface/30-gogoc", 0o644)
+			dataFile(t, p, "/etc/capabilities/gogoc.json", 0o644)
+			// USERID, which the post-install's add_group_and_user reads.
+			if r := string(dataFile(t, p, "/lib/apk/packages/gogoc.rusers", 0o644).Data); r != "gogoc=3653:gogoc=3653\n" {
+				t.Errorf("gogoc.rusers = %q", r)
+			}
 			cfg := dataFile(t, p, "/etc/config/gogoc", 0o600)
 			if !bytes.Equal(cfg.Data, []byte(readFile(t, filepath.Join(filesDir, "gogoc.config")))) {
 				t.Error("/etc/config/gogoc differs from openwrt/gogoc/files/gogoc.config")

@@ -51,6 +51,10 @@ func newOpenWrt(t *testing.T) *owrt {
 		f.Close()
 	}
 	o := &owrt{t: t, root: t.TempDir()}
+	// The root is "/" inside: the daemon's user must be able to walk it.
+	if err := os.Chmod(o.root, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "etc/config", "etc/init.d", "etc/rc.d",
 		"tmp", "var/run", "var/lock", "usr/lib/opkg/info", "lib/apk/packages", "dev", "proc/self/fd"} {
 		o.mkdir(d)

@@ -239,6 +239,7 @@ func TestIPK(t *testing.T) {
 			for k, want := range map[string]string{
 				"Package": "gogoc", "Version": v, "Architecture": a.name, "Section": "net",
 				"Source": "feeds/gogoc/gogoc", "SourceName": "gogoc", "License": "BSD-3-Clause",
+				"Require-User": strings.TrimSpace(readFile(t, filepath.Join(filesDir, "gogoc.rusers"))),
 			} {
 				if got := p.control[k]; got != want {
 					t.Errorf("control %s = %q, want %q", k, got, want)
@@ -266,6 +267,7 @@ func TestIPK(t *testing.T) {
 			p.file(t, "/usr/libexec/gogoc-openwrt", 0o755)
 			p.file(t, "/etc/uci-defaults/90-gogoc", 0o755)
 			p.file(t, "/etc/hotplug.d/iface/30-gogoc", 0o644)
+			p.file(t, "/etc/capabilities/gogoc.json", 0o644)
 			cfg := p.file(t, "/etc/config/gogoc", 0o600)
 			if !bytes.Equal(cfg.data, []byte(readFile(t, filepath.Join(filesDir, "gogoc.config")))) {
 				t.Error("/etc/config/gogoc differs from openwrt/gogoc/files/gogoc.config")
@@ -425,6 +427,13 @@ func TestFeedMatchesNFPM(t *testing.T) {
 	if !strings.Contains(mk, "PKG_VERSION:=$(if $(DUMP),x,$(shell $(GOGOC_SRC)/scripts/version.sh --upstream))") ||
 		!strings.Contains(readFile(t, "../luci-app-gogoc/Makefile"), "scripts/version.sh --upstream") {
 		t.Error("feed Makefiles do not take their version from scripts/version.sh")
+	}
+	// One user for both builds: the feed's USERID is what the nfpm
+	// packages declare (ipk Require-User, apk .rusers).
+	rusers := strings.TrimSpace(readFile(t, filepath.Join(filesDir, "gogoc.rusers")))
+	if !strings.Contains(mk, "\n  USERID:="+rusers+"\n") || !strings.Contains(yml, "Require-User: "+rusers+"\n") ||
+		!strings.Contains(yml, "src: openwrt/gogoc/files/gogoc.rusers\n    dst: /lib/apk/packages/gogoc.rusers\n") {
+		t.Errorf("the feed's USERID, the ipk's Require-User and the apk's .rusers differ from %q", rusers)
 	}
 	if !strings.Contains(mk, "[ \"$${PKG_UPGRADE}\" = 1 ] && exit 0\n/etc/init.d/gogoc stop") {
 		t.Error("feed prerm-pkg undoes the firewall and RA state on an upgrade")

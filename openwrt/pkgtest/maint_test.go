@@ -1,6 +1,7 @@
 package pkgtest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -81,6 +82,9 @@ func TestMaintainerScripts(t *testing.T) {
 			// Router mode, so the RA hand-over is part of the state an
 			// upgrade must keep (the owner's config is kept as conffile).
 			o.write("/etc/config/gogoc", gogocConfig(routerMode), 0o600)
+			// A router with procd's ujail: the package's user and
+			// capabilities file make the daemon run unprivileged.
+			o.withUjail()
 			w := newRAWatch(o.procd.odhcpd.advertising())
 			phase := func(name string, do func(o *owrt)) []string {
 				mark := len(o.log)
@@ -91,6 +95,16 @@ func TestMaintainerScripts(t *testing.T) {
 				return calls
 			}
 			calls := phase("install", lc.install)
+			// add_group_and_user, from Require-User (opkg) or .rusers (apk).
+			if pw := readFile(t, o.path("/etc/passwd")); !strings.Contains(pw, "\ngogoc:x:3653:3653:gogoc:/var/run/gogoc:/bin/false\n") {
+				t.Errorf("install: no user gogoc:\n%s", pw)
+			}
+			if gr := readFile(t, o.path("/etc/group")); !strings.Contains(gr, "\ngogoc:x:3653:gogoc\n") {
+				t.Errorf("install: no group gogoc:\n%s", gr)
+			}
+			if d := daemonStart(t, calls); d["uid"] != "3653" || d["capeff"] != fmt.Sprintf("%x", netCaps) {
+				t.Errorf("install: daemon runs as %v", d)
+			}
 			if got := set(w.daemon); !slices.Equal(got, []string{"br-lan"}) || !slices.Equal(o.procd.odhcpd.advertising(), nil) {
 				t.Errorf("install: daemon advertises on %q, odhcpd on %q", got, o.procd.odhcpd.advertising())
 			}
