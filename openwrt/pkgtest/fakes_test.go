@@ -46,6 +46,17 @@ func runFakeDaemon() int {
 		appendEvent("daemon", "refused flags: "+err.Error())
 		return 2
 	}
+	// gogoc run -ra-flags: the values ra_flags takes, or the daemon
+	// refuses to start.
+	for _, f := range strings.FieldsFunc(*raFlags, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		switch f {
+		case "managed-config", "other-config", "home-agent", "none":
+		default:
+			fmt.Fprintf(os.Stderr, "gogoc run: ra_flags: %q is not one of managed-config, other-config, home-agent, none\n", f)
+			appendEvent("daemon", "refused flags: ra_flags "+f)
+			return 2
+		}
+	}
 	c, _, err := config.Load(*uciPath, config.FormatUCI)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gogoc run: %v\n", err)

@@ -292,7 +292,8 @@ func TestInitProcdInstance(t *testing.T) {
 		t.Errorf("term_timeout/stdout/stderr: %v", in)
 	}
 	trig, _ := json.Marshal(m["triggers"])
-	for _, want := range []string{`"config.change",["if",["eq","package","gogoc"]`, `"interface.*",["if",["eq","interface","wwan"]`} {
+	for _, want := range []string{`"config.change",["if",["eq","package","gogoc"]`, `"config.change",["if",["eq","package","dhcp"]`,
+		`"interface.*",["if",["eq","interface","wwan"]`} {
 		if !strings.Contains(string(trig), want) {
 			t.Errorf("triggers %s lack %s", trig, want)
 		}
@@ -575,4 +576,75 @@ func TestInvalidConfigNotStarted(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRAFlags: in router mode the daemon's RAs carry the M/O flags odhcpd
+// would have sent on that LAN: the init script passes `gogoc run
+// -ra-flags` from the ra_flags of the dhcp section odhcpd serves the LAN
+// from, read as odhcpd reads it (config.c: parse_ra_flags, the default
+// other-config, the section found through its interface option or its
+// name); a change to it restarts the daemon with the new flags.
+func TestRAFlags(t *testing.T) {
+	t.Parallel()
+	lanDHCP := func(opts string) string {
+		return "config dhcp 'lan'\n\toption interface 'lan'\n\toption ra 'server'\n" + opts
+	}
+	for _, tc := range []struct {
+		name, dhcp, want string
+	}{
+		{"list", lanDHCP("\tlist ra_flags 'managed-config'\n\tlist ra_flags 'other-config'\n"), "managed-config,other-config"},
+		{"unset", lanDHCP(""), "other-config"},
+		{"option with spaces", lanDHCP("\toption ra_flags 'managed-config other-config'\n"), "managed-config,other-config"},
+		{"none", lanDHCP("\tlist ra_flags 'none'\n"), "none"},
+		{"home agent", lanDHCP("\tlist ra_flags 'home-agent'\n"), "home-agent"},
+		{"unknown stops", lanDHCP("\tlist ra_flags 'other-config'\n\tlist ra_flags 'stateless'\n\tlist ra_flags 'managed-config'\n"), "other-config"},
+		{"unknown first", lanDHCP("\tlist ra_flags 'Managed-Config'\n"), "none"},
+		{"section by name", "config dhcp 'lan'\n\toption ra 'server'\n\tlist ra_flags 'managed-config'\n", "managed-config"},
+		{"no section for the LAN", "config dhcp 'guest'\n\toption interface 'guest'\n\tlist ra_flags 'managed-config'\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := newRouter(t, gogocConfig(routerMode))
+			o.config("dhcp", tc.dhcp)
+			mark := len(o.log)
+			o.rc("start")
+			o.settle()
+			calls := o.log[mark:]
+			cmd := strs(gogocInstance(procdMessage(t, calls))["command"])
+			want := []string{daemonPath, "run", "-uci", "/var/etc/gogoc/config"}
+			if tc.want != "" {
+				want = append(want, "-ra-flags", tc.want)
+			}
+			if !slices.Equal(cmd, want) {
+				t.Errorf("command %q, want %q", cmd, want)
+			}
+			if d := daemonStart(t, calls); d["ra_flags"] != tc.want {
+				t.Errorf("daemon got ra_flags %q, want %q", d["ra_flags"], tc.want)
+			}
+		})
+	}
+
+	t.Run("change", func(t *testing.T) {
+		t.Parallel()
+		o := newRouter(t, gogocConfig(routerMode))
+		o.rc("start")
+		o.settle()
+		// uci commit dhcp: the reload trigger runs the init script.
+		mark := len(o.log)
+		o.config("dhcp", strings.Replace(readFile(t, o.path("/etc/config/dhcp")), "option ra 'disabled'",
+			"option ra 'disabled'\n\tlist ra_flags 'managed-config'", 1))
+		o.rc("reload")
+		o.settle()
+		if d := daemonStart(t, o.log[mark:]); d["ra_flags"] != "managed-config" {
+			t.Errorf("after the change the daemon has ra_flags %q", d["ra_flags"])
+		}
+		// Host mode: no flags to pass.
+		mark = len(o.log)
+		o.config("gogoc", gogocConfig("\toption enabled '1'\n"))
+		o.rc("reload")
+		o.settle()
+		if d := daemonStart(t, o.log[mark:]); d["ra_flags"] != "" || d["mode"] != "host" {
+			t.Errorf("host mode daemon: %v", d)
+		}
+	})
 }
