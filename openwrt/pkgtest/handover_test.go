@@ -140,37 +140,38 @@ func TestRAHandOver(t *testing.T) {
 			t.Errorf("odhcpd reloaded for nothing: %q", calls)
 		}
 	}
-	t.Run("reloads", func(t *testing.T) {
-		t.Parallel()
-		runSteps(t, []step{
-			{name: "start", do: reconfigure(routerMode), daemon: lan, odhcpd: guest},
-			{name: "reload unchanged", do: func(o *owrt) { o.rc("reload") }, daemon: lan, odhcpd: guest,
-				check: func(t *testing.T, o *owrt, calls []string) {
-					noOdhcpd(t, o, calls)
-					if hasPrefix(calls, "daemon|start") {
-						t.Errorf("unchanged reload restarted the daemon: %q", calls)
+	// Each reload from a running router-mode daemon, and back: the
+	// changes that give the RAs back or move them, one chroot each.
+	start := step{name: "start", do: reconfigure(routerMode), daemon: lan, odhcpd: guest}
+	back := step{name: "back to router mode", do: reconfigure(routerMode), daemon: lan, odhcpd: guest}
+	for _, steps := range [][]step{
+		{start, {name: "reload unchanged", do: func(o *owrt) { o.rc("reload") }, daemon: lan, odhcpd: guest,
+			check: func(t *testing.T, o *owrt, calls []string) {
+				noOdhcpd(t, o, calls)
+				if hasPrefix(calls, "daemon|start") {
+					t.Errorf("unchanged reload restarted the daemon: %q", calls)
+				}
+			}}},
+		{start, {name: "enabled 0", do: reconfigure(strings.Replace(routerMode, "'1'", "'0'", 1)), odhcpd: both}, back},
+		{start, {name: "host_type host", do: reconfigure("\toption enabled '1'\n\toption host_type 'host'\n\toption if_prefix 'br-lan'\n"), odhcpd: both}, back},
+		{start, {name: "ra none", do: reconfigure(routerMode + "\toption ra 'none'\n"), odhcpd: both}, back},
+		{start, {name: "another if_prefix", do: reconfigure(strings.Replace(routerMode, "br-lan", "br-guest", 1)), daemon: guest, odhcpd: lan}, back},
+		// A file the daemon would refuse: no daemon, the RAs go back.
+		{start, {name: "invalid config", do: reconfigure(routerMode + "\toption tunnel_mode 'v6udpv5'\n"), odhcpd: both}, back},
+		{start, {name: "stop", do: func(o *owrt) { o.rc("stop") }, odhcpd: both,
+			check: func(t *testing.T, o *owrt, _ []string) {
+				for _, sec := range []string{"lan", "guest"} {
+					if v, _ := o.uciGet("dhcp." + sec + ".ra"); v != "server" {
+						t.Errorf("after stop dhcp.%s.ra = %q", sec, v)
 					}
-				}},
-			{name: "enabled 0", do: reconfigure(strings.Replace(routerMode, "'1'", "'0'", 1)), odhcpd: both},
-			{name: "enabled 1", do: reconfigure(routerMode), daemon: lan, odhcpd: guest},
-			{name: "host_type host", do: reconfigure("\toption enabled '1'\n\toption host_type 'host'\n\toption if_prefix 'br-lan'\n"), odhcpd: both},
-			{name: "router again", do: reconfigure(routerMode), daemon: lan, odhcpd: guest},
-			{name: "ra none", do: reconfigure(routerMode + "\toption ra 'none'\n"), odhcpd: both},
-			{name: "ra builtin", do: reconfigure(routerMode + "\toption ra 'builtin'\n"), daemon: lan, odhcpd: guest},
-			{name: "another if_prefix", do: reconfigure(strings.Replace(routerMode, "br-lan", "br-guest", 1)), daemon: guest, odhcpd: lan},
-			// A file the daemon would refuse: no daemon, the RAs go back.
-			{name: "invalid config", do: reconfigure(routerMode + "\toption tunnel_mode 'v6udpv5'\n"), odhcpd: both},
-			{name: "valid again", do: reconfigure(routerMode), daemon: lan, odhcpd: guest},
-			{name: "stop", do: func(o *owrt) { o.rc("stop") }, odhcpd: both,
-				check: func(t *testing.T, o *owrt, _ []string) {
-					for _, sec := range []string{"lan", "guest"} {
-						if v, _ := o.uciGet("dhcp." + sec + ".ra"); v != "server" {
-							t.Errorf("after stop dhcp.%s.ra = %q", sec, v)
-						}
-					}
-				}},
-		}, time.Second)
-	})
+				}
+			}}},
+	} {
+		t.Run(steps[1].name, func(t *testing.T) {
+			t.Parallel()
+			runSteps(t, steps, time.Second)
+		})
+	}
 	// odhcpd slower than building procd's message: the daemon must still
 	// wait for it.
 	t.Run("slow odhcpd", func(t *testing.T) {
