@@ -38,7 +38,15 @@ func TestMain(m *testing.M) {
 	if !parallelSet {
 		flag.Set("test.parallel", "8")
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	// The binaries built for this run.
+	if gogocBin != "" {
+		os.RemoveAll(filepath.Dir(gogocBin))
+	}
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
 }
 
 const (
