@@ -87,7 +87,7 @@ func (b *broker) dial(networks ...tsp.Network) tsp.DialFunc {
 }
 
 func ctxT(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // hang guard
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -145,7 +145,7 @@ func TestE2EMatrix(t *testing.T) {
 					}
 					// The broker must hold the same tunnel as established.
 					var info *testbroker.SessionInfo
-					deadline := time.Now().Add(2 * time.Second)
+					deadline := time.Now().Add(10 * time.Second)
 					for info == nil && time.Now().Before(deadline) {
 						for _, s := range b.srv.Sessions() {
 							if s.Client == res.Session.T.LocalAddr() {

@@ -53,6 +53,10 @@ type Negotiator struct {
 	From   Origin
 	CNonce func() string
 	Log    *logx.Logger
+
+	// fallbackTimer, when set (tests), stands in for the TCP fallback
+	// timer: it gets the delay and returns the channel that fires.
+	fallbackTimer func(time.Duration) <-chan time.Time
 }
 
 // Result is a negotiated, not yet accepted, tunnel.
@@ -214,7 +218,9 @@ func (n *Negotiator) negotiateServer(ctx context.Context, server string) (*Resul
 		}()
 	}
 	var timer <-chan time.Time
-	if d := n.fallbackDelay(); d >= 0 {
+	if d := n.fallbackDelay(); d >= 0 && n.fallbackTimer != nil {
+		timer = n.fallbackTimer(d)
+	} else if d >= 0 {
 		t := time.NewTimer(d)
 		defer t.Stop()
 		timer = t.C

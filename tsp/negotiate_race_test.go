@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -35,18 +36,22 @@ func (s *stalled) isClosed() bool {
 	return s.closed
 }
 
-// slowAnswer answers every exchange, each after a pause longer than the
-// fallback delay: a broker that is slow but present over UDP.
-type slowAnswer struct {
+// fireAfterFirst answers the first exchange at once. Before it answers
+// the second, it fires the fallback timer and waits until the negotiator
+// has taken it: the broker answered, then the fallback delay ran out.
+type fireAfterFirst struct {
 	*scripted
-	pause time.Duration
+	fire      chan time.Time // unbuffered: the send returns once taken
+	exchanges int
 }
 
-func (s slowAnswer) Exchange(ctx context.Context, msg []byte) ([]byte, error) {
-	select {
-	case <-time.After(s.pause):
-	case <-ctx.Done():
-		return nil, ctx.Err()
+func (s *fireAfterFirst) Exchange(ctx context.Context, msg []byte) ([]byte, error) {
+	if s.exchanges++; s.exchanges == 2 {
+		select {
+		case s.fire <- time.Now():
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	return s.scripted.Exchange(ctx, msg)
 }
@@ -69,7 +74,9 @@ func TestNegotiatorTCPRace(t *testing.T) {
 	}
 	n := &Negotiator{Dial: dial, Creds: Credentials{Method: AuthAnonymous}, Request: Request{Type: V6AnyV4},
 		TCPFallbackDelay: 100 * time.Millisecond}
-	res, err := n.Negotiate(context.Background(), "b")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // hang guard
+	defer cancel()
+	res, err := n.Negotiate(ctx, "b")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,8 +85,11 @@ func TestNegotiatorTCPRace(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if tcpAt < 100*time.Millisecond || tcpAt > time.Second {
-		t.Fatalf("TCP dialled after %v, want just after the 100 ms fallback delay", tcpAt)
+	// Never before the delay. The upper bound only tells the fallback
+	// timer from none (the stalled UDP never gives up): a busy machine
+	// may wake the negotiator late.
+	if tcpAt < 100*time.Millisecond || tcpAt > 10*time.Second {
+		t.Fatalf("TCP dialled after %v, want after the 100 ms fallback delay", tcpAt)
 	}
 	if !udp.isClosed() {
 		t.Fatal("the losing UDP attempt was not closed")
@@ -116,27 +126,70 @@ func TestNegotiatorTCPAtOnce(t *testing.T) {
 }
 
 // TestNegotiatorNoRaceWhenUDPAnswers: a UDP broker that answered the
-// first exchange is slow, not absent: no TCP attempt is started beside it.
+// first exchange is slow, not absent: when the fallback delay runs out
+// after that answer, no TCP attempt is started beside it. The test fires
+// the fallback timer itself, between the first answer and the second, so
+// the order does not depend on how fast the machine is.
 func TestNegotiatorNoRaceWhenUDPAnswers(t *testing.T) {
-	tcpDials := 0
+	var tcpDials atomic.Int32
+	fire := make(chan time.Time)
 	dial := func(_ context.Context, _ string, network Network) (Transport, error) {
 		if network == TCP {
-			tcpDials++
+			tcpDials.Add(1)
 			return newScripted(TCP), nil
 		}
-		return slowAnswer{newScripted(UDP, anonCap, "200 Success\r\n", offerReply(offerXML(V6UDPV4, ""))), 40 * time.Millisecond}, nil
+		return &fireAfterFirst{scripted: newScripted(UDP, anonCap, "200 Success\r\n", offerReply(offerXML(V6UDPV4, ""))), fire: fire}, nil
 	}
+	var asked time.Duration
 	n := &Negotiator{Dial: dial, Creds: Credentials{Method: AuthAnonymous}, Request: Request{Type: V6AnyV4},
-		TCPFallbackDelay: 50 * time.Millisecond}
-	res, err := n.Negotiate(context.Background(), "b")
+		TCPFallbackDelay: 50 * time.Millisecond,
+		fallbackTimer:    func(d time.Duration) <-chan time.Time { asked = d; return fire }}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // hang guard
+	defer cancel()
+	res, err := n.Negotiate(ctx, "b")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Session.T.Network() != UDP || tcpDials != 0 {
-		t.Fatalf("winner %s, TCP dials %d; want UDP and none", res.Session.T.Network(), tcpDials)
+	if asked != 50*time.Millisecond {
+		t.Errorf("fallback timer set to %v, want the 50 ms TCPFallbackDelay", asked)
 	}
-	if _, ok := res.Session.T.(slowAnswer); !ok {
+	if res.Session.T.Network() != UDP || tcpDials.Load() != 0 {
+		t.Fatalf("winner %s, TCP dials %d; want UDP and none", res.Session.T.Network(), tcpDials.Load())
+	}
+	if _, ok := res.Session.T.(*fireAfterFirst); !ok {
 		t.Fatalf("result transport is %T, want the dialled one (not a wrapper)", res.Session.T)
+	}
+}
+
+// TestNegotiatorTCPRaceWhenUDPSilent is the same order with a broker that
+// never answered: the fallback timer firing starts TCP.
+func TestNegotiatorTCPRaceWhenUDPSilent(t *testing.T) {
+	fired := make(chan time.Time)
+	var firedYet atomic.Bool
+	udp := &stalled{scripted: *newScripted(UDP)}
+	dial := func(_ context.Context, _ string, network Network) (Transport, error) {
+		if network == UDP {
+			return udp, nil
+		}
+		if !firedYet.Load() {
+			t.Error("TCP dialled before the fallback timer fired")
+		}
+		return newScripted(TCP, anonCap, "200 Success\r\n", offerReply(offerXML(V6V4, ""))), nil
+	}
+	n := &Negotiator{Dial: dial, Creds: Credentials{Method: AuthAnonymous}, Request: Request{Type: V6AnyV4},
+		TCPFallbackDelay: time.Hour,
+		fallbackTimer: func(time.Duration) <-chan time.Time {
+			go func() { firedYet.Store(true); fired <- time.Now() }()
+			return fired
+		}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // hang guard
+	defer cancel()
+	res, err := n.Negotiate(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Session.T.Network() != TCP || !udp.isClosed() {
+		t.Fatalf("winner %s, UDP closed %v; want TCP and the UDP attempt closed", res.Session.T.Network(), udp.isClosed())
 	}
 }
 
@@ -150,7 +203,11 @@ func TestNegotiatorV6UDPV4NeverRaces(t *testing.T) {
 		return &stalled{scripted: *newScripted(network)}, nil
 	}
 	n := &Negotiator{Dial: dial, Creds: Credentials{Method: AuthAnonymous}, Request: Request{Type: V6UDPV4},
-		TCPFallbackDelay: 10 * time.Millisecond}
+		TCPFallbackDelay: 10 * time.Millisecond,
+		fallbackTimer: func(time.Duration) <-chan time.Time {
+			t.Error("v6udpv4 set a TCP fallback timer")
+			return nil
+		}}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	if _, err := n.Negotiate(ctx, "b"); err == nil {

@@ -238,7 +238,7 @@ func TestHostileReplies(t *testing.T) {
 				req = *tt.req
 			}
 			s := &Session{T: tr, Creds: Credentials{Method: AuthAnonymous}, Request: req}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // hang guard
 			defer cancel()
 			o, err := s.Negotiate(ctx)
 			if err == nil {

@@ -88,7 +88,7 @@ func TestPassDSSSession(t *testing.T) {
 			}
 			// Over TCP the accept is write-only: wait for the broker to see it.
 			found := false
-			for deadline := time.Now().Add(2 * time.Second); !found && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			for deadline := time.Now().Add(10 * time.Second); !found && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 				for _, s := range b.srv.Sessions() {
 					if s.Client == res.Session.T.LocalAddr() {
 						found = s.Mechanism == "PASSDSS-3DES-1" && s.User == testUser

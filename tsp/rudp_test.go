@@ -30,9 +30,10 @@ func (c *rudpClock) now() time.Time      { return c.base.Add(time.Duration(c.off
 func (c *rudpClock) set(d time.Duration) { c.off.Store(int64(d)) }
 
 // rudpSlack bounds timings from above. Upper bounds only have to tell a
-// working timer from a missing or restarted one, and the test machine may
-// be busy, so they are loose; lower bounds are tight.
-const rudpSlack = 750 * time.Millisecond
+// working timer from a missing or restarted one (which the error checks
+// mostly do already), and the test machine may be busy and many times
+// slower than usual, so they are hang guards; lower bounds are tight.
+const rudpSlack = 5 * time.Second
 
 // udpDatagram is what the scripted peer received, and when.
 type udpDatagram struct {
@@ -108,6 +109,16 @@ func (p *udpPeer) received() []udpDatagram {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]udpDatagram(nil), p.got...)
+}
+
+// receivedAtLeast is received once the peer has read n datagrams (or 10 s
+// passed): a datagram the client sent without waiting for an answer may
+// still be on its way to the peer's read loop.
+func (p *udpPeer) receivedAtLeast(n int) []udpDatagram {
+	for deadline := time.Now().Add(10 * time.Second); len(p.received()) < n && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	return p.received()
 }
 
 // rudpReply echoes the request's header in front of payload, as brokers do.
@@ -203,7 +214,7 @@ func TestRUDPSequencePerExchange(t *testing.T) {
 			t.Fatalf("step %d %s = %q, %v; want %q", i, s.name, got, err, s.want)
 		}
 	}
-	rx := p.received()
+	rx := p.receivedAtLeast(len(steps))
 	if len(rx) != len(steps) {
 		t.Fatalf("peer got %d datagrams, want %d (one per call)", len(rx), len(steps))
 	}
@@ -310,7 +321,7 @@ func TestRUDPJunkDoesNotExtendTimeout(t *testing.T) {
 	}()
 	r := p.dial(t, fastRUDP(rto))
 	// A timer restarted by each junk datagram would never fire.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	start := time.Now()
 	_, err := r.Exchange(ctx, []byte("VERSION=2.0.2\r\n"))
@@ -318,7 +329,7 @@ func TestRUDPJunkDoesNotExtendTimeout(t *testing.T) {
 	if !errors.Is(err, ErrNoReply) {
 		t.Fatalf("err = %v, want ErrNoReply", err)
 	}
-	if n := len(p.received()); n != 3 {
+	if n := len(p.receivedAtLeast(3)); n != 3 {
 		t.Errorf("%d transmissions, want 3", n)
 	}
 	if elapsed < 3*rto-2*time.Millisecond || elapsed > 3*rto+rudpSlack {
@@ -347,7 +358,7 @@ func TestRUDPGiveUpNoPeer(t *testing.T) {
 	if !errors.Is(err, ErrNoReply) || !strings.Contains(err.Error(), "3 tries") {
 		t.Fatalf("err = %v, want ErrNoReply after 3 tries", err)
 	}
-	rx := p.received()
+	rx := p.receivedAtLeast(3)
 	if len(rx) != 3 {
 		t.Fatalf("%d transmissions, want 3", len(rx))
 	}
@@ -360,7 +371,8 @@ func TestRUDPGiveUpNoPeer(t *testing.T) {
 		t.Errorf("gave up after %v, want about %v", elapsed, 3*rto)
 	}
 
-	// The engine is dead: the next call fails at once and sends nothing.
+	// The engine is dead: the next call fails at once and sends nothing
+	// (an engine that tried would wait three RTOs for the silent peer).
 	start = time.Now()
 	if _, err := r.Exchange(context.Background(), []byte("X")); !errors.Is(err, ErrNoReply) {
 		t.Errorf("call after failure: %v, want the earlier ErrNoReply", err)
@@ -368,10 +380,8 @@ func TestRUDPGiveUpNoPeer(t *testing.T) {
 	if err := r.Send(context.Background(), []byte("X")); err == nil {
 		t.Errorf("Send after failure succeeded")
 	}
-	if d := time.Since(start); d > rto {
-		t.Errorf("calls after failure took %v", d)
-	}
-	time.Sleep(20 * time.Millisecond)
+	t.Logf("calls after failure took %v", time.Since(start))
+	time.Sleep(100 * time.Millisecond)
 	if n := len(p.received()); n != 3 {
 		t.Errorf("dead engine transmitted: peer has %d datagrams", n)
 	}
@@ -396,7 +406,7 @@ func TestRUDPGiveUpPeerSeenBacksOff(t *testing.T) {
 	if !errors.Is(err, ErrNoReply) || !strings.Contains(err.Error(), "8 tries") {
 		t.Fatalf("err = %v, want ErrNoReply after 8 tries", err)
 	}
-	rx := p.received()[1:]
+	rx := p.receivedAtLeast(9)[1:]
 	if len(rx) != 8 {
 		t.Fatalf("%d transmissions, want 8", len(rx))
 	}
@@ -521,7 +531,7 @@ func TestRUDPContextDeadline(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want DeadlineExceeded", err)
 	}
-	if n := len(p.received()); n != 1 {
+	if n := len(p.receivedAtLeast(1)); n != 1 {
 		t.Errorf("%d transmissions, want 1", n)
 	}
 }
@@ -560,7 +570,9 @@ func TestRUDPSocketErrorFailsAtOnce(t *testing.T) {
 	defer r.Close()
 	start := time.Now()
 	_, err = r.Exchange(context.Background(), []byte("VERSION=2.0.2\r\n"))
-	if d := time.Since(start); d > time.Second {
+	// Before the first retransmission, 5 s away: the error ends the
+	// exchange, not the timer.
+	if d := time.Since(start); d > 4*time.Second {
 		t.Errorf("socket error surfaced after %v", d)
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, ErrNoReply) {
