@@ -175,6 +175,21 @@ func (l *lab) listenHost(t *testing.T) *hostRA {
 	return &hostRA{fd: fd}
 }
 
+// drain discards the RAs the host has received so far.
+func (h *hostRA) drain(t *testing.T) {
+	t.Helper()
+	b := make([]byte, 1500)
+	for {
+		_, _, err := unix.Recvfrom(h.fd, b, unix.MSG_DONTWAIT)
+		if err == unix.EAGAIN || err == unix.EWOULDBLOCK {
+			return
+		}
+		if err != nil && err != unix.EINTR {
+			t.Fatalf("host read: %v", err)
+		}
+	}
+}
+
 // next returns the next RA within d, or nil.
 func (h *hostRA) next(t *testing.T, d time.Duration) *ndp.RouterAdvertisement {
 	t.Helper()
@@ -342,30 +357,32 @@ func TestRecreatedBridgeWriteError(t *testing.T) {
 	host := l.listenHost(t)
 	var logs recorder
 	never := func(done <-chan struct{}, _ func(error)) (<-chan struct{}, error) { return make(chan struct{}), nil }
-	// An unsolicited RA every 300 ms: the first write after the deletion
-	// fails.
-	fast := radv.Config{MinInterval: 300 * time.Millisecond, MaxInterval: 300 * time.Millisecond, MinDelay: time.Millisecond,
+	// An unsolicited RA every 3 s. The bridge is re-created right after
+	// one, so the next write is the first on the gone device and the new
+	// one is there by then. (Were the write to fail while no bridge
+	// existed, only a link notification, here none, would say when it is
+	// back.)
+	const every = 3 * time.Second
+	timed := radv.Config{MinInterval: every, MaxInterval: every, InitialInterval: every, MinDelay: time.Millisecond,
 		RouterLifetime: 30 * time.Minute}
-	l.up(t, host, Config{RA: fast, Log: logTo(t, &logs), System: l.system(never)})
+	l.up(t, host, Config{RA: timed, Log: logTo(t, &logs), System: l.system(never)})
+	if ra := host.next(t, 5*every); ra == nil {
+		t.Fatalf("no unsolicited RA; log:\n%s", logs.String())
+	}
 	sh(t, "ip", "-n", l.rNS, "link", "del", l.brIf)
 	l.makeBridge(t)
 	back := time.Now()
-	// Drain what was in flight before the deletion, then wait for one
-	// sent on the new bridge: the router's link-local address is the
-	// same (same MAC), so tell them apart by time.
-	for {
-		ra := host.next(t, 3*time.Second)
-		if ra == nil {
-			t.Fatalf("no RA within 3 s of the re-created bridge; log:\n%s", logs.String())
-		}
-		if time.Since(back) > 100*time.Millisecond {
-			break
-		}
+	// What the host got before now came from the old bridge.
+	host.drain(t)
+	ra := host.next(t, 5*every)
+	if ra == nil {
+		t.Fatalf("no RA on the re-created bridge; log:\n%s", logs.String())
 	}
 	if !strings.Contains(logs.String(), "router advertisements interrupted") {
 		t.Fatalf("the re-creation was not noticed by a failed write; log:\n%s", logs.String())
 	}
-	t.Logf("log:\n%s", logs.String())
+	t.Logf("RA on the new bridge %v after it was made (the next timed RA was due within %v); log:\n%s",
+		time.Since(back).Round(time.Millisecond), every, logs.String())
 }
 
 // TestDeviceGoneForGood: the bridge is deleted and never comes back. The
