@@ -214,7 +214,7 @@ func TestUserspaceV4V6EndToEnd(t *testing.T) {
 	t.Run("tcp 10MB inbound", func(t *testing.T) { transfer(t, l.inet, l.client, v46ClientV4, 10<<20) })
 	t.Run("keepalive", func(t *testing.T) {
 		// The offer's interval (1 s) is the one used.
-		waitKeepaliveReplies(t, tun, 2, 4*time.Second)
+		waitKeepaliveReplies(t, tun, 2, 10*time.Second)
 	})
 	t.Run("keepalive loss and restore", func(t *testing.T) {
 		settleKeepalive(t, tun)
@@ -224,7 +224,7 @@ func TestUserspaceV4V6EndToEnd(t *testing.T) {
 		}
 		stopped := time.Now()
 		bound := misses*time.Second + timeout
-		ev := waitEvent(t, tun, KeepaliveLost, bound+time.Second)
+		ev := waitEvent(t, tun, KeepaliveLost, bound+10*time.Second) // a hang guard: timing is the keepalive tests' (fake clock)
 		t.Logf("lost %v after the broker stopped (bound %v)", ev.Time.Sub(stopped).Round(time.Millisecond), bound)
 		if ev.Misses < misses || !tun.Stats().Keepalive.Lost {
 			t.Errorf("event %+v, stats %+v: want %d misses and lost", ev, tun.Stats().Keepalive, misses)
@@ -232,7 +232,7 @@ func TestUserspaceV4V6EndToEnd(t *testing.T) {
 		if err := broker.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 			t.Fatal(err)
 		}
-		ev = waitEvent(t, tun, KeepaliveRestored, 3*time.Second)
+		ev = waitEvent(t, tun, KeepaliveRestored, 10*time.Second)
 		if ka := tun.Stats().Keepalive; ka.Lost || ka.Misses != 0 || ev.RTT <= 0 {
 			t.Errorf("after restore: stats %+v, event %+v", ka, ev)
 		}

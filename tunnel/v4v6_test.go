@@ -343,7 +343,7 @@ func testUserspaceV4V6Forwarder(t *testing.T, clientPlain, brokerPlain bool) {
 	ping4(t, l.client, v46InetV4)
 	transfer(t, l.client, l.inet, v46InetV4, 4<<20)
 	transfer(t, l.inet, l.client, v46ClientV4, 4<<20)
-	waitKeepaliveReplies(t, tun, 2, 3*time.Second)
+	waitKeepaliveReplies(t, tun, 2, 10*time.Second)
 
 	// A packet from the client's outer address with an inner source that
 	// is not its own must not reach the broker's device.
@@ -357,7 +357,7 @@ func testUserspaceV4V6Forwarder(t *testing.T, clientPlain, brokerPlain bool) {
 		t.Fatal(err)
 	}
 	spoof.Close()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for fwd.Stats().Dropped == before && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
