@@ -116,7 +116,7 @@ func TestHostileOfferChangesNothing(t *testing.T) {
 				t.Fatalf("the router's namespace changed while gogoc retried:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
 			_ = cmd.Process.Signal(os.Interrupt)
-			waitExit(t, exited, 5*time.Second, "SIGINT")
+			waitExit(t, exited, hangGuard, "SIGINT")
 			if after := netState(t, cns); after != before {
 				t.Fatalf("the router's namespace changed after gogoc stopped:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
