@@ -8,7 +8,7 @@ BIN     := bin
 # coordinator into a spurious "context deadline exceeded" (golang/go#75804).
 FUZZTIME ?= 20000x
 
-.PHONY: all build test test-unit fuzz-smoke lint demo bench clean test-vm test-cross cross size ipk apk packages bench-router bench-daemon bench-v4v6 bench-deadpeer bench-inline size-parts tools tools-demo
+.PHONY: all build test test-unit test-load fuzz-smoke lint demo bench clean test-vm test-cross cross size ipk apk packages bench-router bench-daemon bench-v4v6 bench-deadpeer bench-inline size-parts tools tools-demo
 
 all: build
 
@@ -30,6 +30,11 @@ test: tools lint test-unit fuzz-smoke
 
 test-unit: tools
 	$(GO) test -count=1 ./...
+
+# test-unit while two CPU burners compete for the cores: tests hold on a
+# small, busy machine (timing belongs in benchmarks).
+test-load: tools
+	GO=$(GO) scripts/test-load.sh
 
 fuzz-smoke:
 	scripts/fuzz-smoke.sh $(FUZZTIME)
