@@ -320,7 +320,7 @@ func TestServeOnLink(t *testing.T) {
 		}
 		// The counter follows the write the host has just seen.
 		st := s.Stats()
-		for deadline := time.Now().Add(time.Second); st.Unicast == 0 && time.Now().Before(deadline); st = s.Stats() {
+		for deadline := time.Now().Add(10 * time.Second); st.Unicast == 0 && time.Now().Before(deadline); st = s.Stats() {
 			time.Sleep(5 * time.Millisecond)
 		}
 		if st.Dropped != 3 || st.Solicits != 1 || st.Unicast != 1 {
