@@ -91,13 +91,18 @@ func TestSyslogStuck(t *testing.T) {
 			got <- string(buf[:n])
 		}
 	}()
-	// Let the writer work through its queue, then log the marker.
-	time.Sleep(100 * time.Millisecond)
+	// Log the marker until one gets through: while the writer works
+	// through its full queue (late, on a busy machine), a marker may
+	// still be dropped.
 	l.Warn("syslog is back")
+	again := time.NewTicker(200 * time.Millisecond)
+	defer again.Stop()
 	sawCount := false
 	timeout := time.After(30 * time.Second)
 	for {
 		select {
+		case <-again.C:
+			l.Warn("syslog is back")
 		case d, ok := <-got:
 			if !ok {
 				t.Fatal("socket closed")

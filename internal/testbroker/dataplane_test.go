@@ -125,7 +125,7 @@ func TestDataPlaneHooks(t *testing.T) {
 	if err := sess.WriteData([]byte{0x60, 1, 2, 3}); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := c.recv(time.Second); err != nil || !bytes.Equal(b, []byte{0x60, 1, 2, 3}) {
+	if b, err := c.recv(5 * time.Second); err != nil || !bytes.Equal(b, []byte{0x60, 1, 2, 3}) {
 		t.Fatalf("client got % x %v", b, err)
 	}
 
@@ -188,7 +188,7 @@ func TestEchoResponder(t *testing.T) {
 	info := s.Sessions()[0]
 	payload := bytes.Repeat([]byte{0xCD}, 16)
 	c.sendRaw(echoRequest(info.ClientV6, info.ServerV6, 0x1234, 7, payload))
-	b, err := c.recv(time.Second)
+	b, err := c.recv(5 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -363,10 +363,10 @@ func mustFramed(t testing.TB, reply string) string {
 	return body
 }
 
-// waitFor polls cond for up to 5 s.
+// waitFor polls cond for up to 20 s (a hang guard).
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
