@@ -36,4 +36,6 @@ for _ in $(seq "$n"); do
 done
 echo "test-load: $n burners (${pids[*]}) at niceness $(ps -o ni= -p "$self" | tr -d ' '), $(nproc) CPUs"
 SECONDS=0
-"$go" test -count=1 ./... "$@"
+# go test's default of 10 minutes per package is a hang guard sized for an
+# idle machine; a package's tests may take longer while they compete.
+"$go" test -count=1 -timeout 30m ./... "$@"
