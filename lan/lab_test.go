@@ -359,9 +359,9 @@ func TestRecreatedBridgeWriteError(t *testing.T) {
 	never := func(done <-chan struct{}, _ func(error)) (<-chan struct{}, error) { return make(chan struct{}), nil }
 	// An unsolicited RA every 3 s. The bridge is re-created right after
 	// one, so the next write is the first on the gone device and the new
-	// one is there by then. (Were the write to fail while no bridge
-	// existed, only a link notification, here none, would say when it is
-	// back.)
+	// one is there by then: the write error is what finds it. (Were the
+	// write to fail while no bridge existed, the keeper's looking again
+	// with back-off would find it instead.)
 	const every = 3 * time.Second
 	timed := radv.Config{MinInterval: every, MaxInterval: every, InitialInterval: every, MinDelay: time.Millisecond,
 		RouterLifetime: 30 * time.Minute}
