@@ -233,7 +233,7 @@ func TestRouterNamespaceE2E(t *testing.T) {
 	// 1. SLAAC address in the advertised /64, default route via the
 	// router's link-local.
 	var host ipAddr
-	took, ok := waitFor(10*time.Second, func() bool {
+	took, ok := waitFor(hangGuard, func() bool {
 		a, ok := inPrefix(t, l.lanNS, l.lanHost, firstLAN)
 		host = a
 		return ok && a.Scope == "global" && !a.Deprec
@@ -242,11 +242,11 @@ func TestRouterNamespaceE2E(t *testing.T) {
 		t.Fatalf("LAN host has no address in %v after %v: %+v", firstLAN, took, addrs(t, l.lanNS, l.lanHost))
 	}
 	t.Logf("figure: tunnel up → LAN host global address %s in %v", host.Local, time.Since(upAt).Round(time.Millisecond))
-	if _, ok := waitFor(5*time.Second, func() bool { _, ok := inPrefix(t, l.lanNS, l.lanHost, lanULA); return ok }); !ok {
+	if _, ok := waitFor(hangGuard, func() bool { _, ok := inPrefix(t, l.lanNS, l.lanHost, lanULA); return ok }); !ok {
 		t.Fatalf("LAN host has no address in the LAN device's ULA %v: %+v", lanULA, addrs(t, l.lanNS, l.lanHost))
 	}
 	ll := l.routerLinkLocal(t)
-	if _, ok := waitFor(5*time.Second, func() bool { return strings.Contains(l.defaultRoute(t), "via "+ll+" ") }); !ok {
+	if _, ok := waitFor(hangGuard, func() bool { return strings.Contains(l.defaultRoute(t), "via "+ll+" ") }); !ok {
 		t.Fatalf("LAN default route %q, want via %s", l.defaultRoute(t), ll)
 	}
 	rt := e2eSh(t, "ip", "-n", l.rtNS, "-6", "route", "show", "type", "unreachable")
@@ -280,7 +280,7 @@ func TestRouterNamespaceE2E(t *testing.T) {
 		t.Fatal("no second 'tunnel up' within 45 s of the broker restart")
 	}
 	var newHost ipAddr
-	if _, ok := waitFor(10*time.Second, func() bool {
+	if _, ok := waitFor(hangGuard, func() bool {
 		a, ok := inPrefix(t, l.lanNS, l.lanHost, secondLAN)
 		newHost = a
 		old, oldOK := inPrefix(t, l.lanNS, l.lanHost, firstLAN)
@@ -293,19 +293,19 @@ func TestRouterNamespaceE2E(t *testing.T) {
 		t.Fatalf("old address after the reconnect: preferred %v valid %v, want 0 and at most 7200", old.Preferred, old.Valid)
 	}
 	t.Logf("new address %s; old %s deprecated", newHost.Local, host.Local)
-	if _, ok := waitFor(5*time.Second, func() bool { return strings.Contains(l.defaultRoute(t), "via "+ll+" ") }); !ok {
+	if _, ok := waitFor(hangGuard, func() bool { return strings.Contains(l.defaultRoute(t), "via "+ll+" ") }); !ok {
 		t.Fatalf("LAN default route after the reconnect: %q", l.defaultRoute(t))
 	}
 	e2eSh(t, "ip", "netns", "exec", l.lanNS, "ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", e2eInetV6)
 
 	// 5. SIGTERM: the final RA takes the default route away and deprecates
-	// the prefix within 2 s, and leaves the ULA alone (odhcpd advertises
+	// the prefix at once (the time is printed), and leaves the ULA alone (odhcpd advertises
 	// it next); the router keeps nothing of router mode.
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	stopAt := time.Now()
-	if took, ok := waitFor(2*time.Second, func() bool {
+	if took, ok := waitFor(hangGuard, func() bool {
 		a, ok := inPrefix(t, l.lanNS, l.lanHost, secondLAN)
 		return l.defaultRoute(t) == "" && ok && a.Deprec && fmt.Sprint(a.Preferred) == "0"
 	}); !ok {
@@ -315,7 +315,7 @@ func TestRouterNamespaceE2E(t *testing.T) {
 	if a, ok := inPrefix(t, l.lanNS, l.lanHost, lanULA); !ok || a.Deprec {
 		t.Fatalf("after the final RA the ULA address is %+v (present %v), want it kept and preferred", a, ok)
 	}
-	waitExit(t, c.exited, 3*time.Second, "SIGTERM")
+	waitExit(t, c.exited, hangGuard, "SIGTERM")
 	for _, a := range addrs(t, l.rtNS, l.lanRouter) {
 		if a.Scope == "global" && !lanULA.Contains(a.addr()) {
 			t.Errorf("router keeps LAN address %s after exit", a.Local)
@@ -338,7 +338,7 @@ func TestRouterRANoneE2E(t *testing.T) {
 	l.startBroker(t, "2001:db8:8000::/33")
 	c := l.startGogoc(t, "ra=none")
 	c.waitUp(t, "v6udpv4")
-	if _, ok := waitFor(5*time.Second, func() bool {
+	if _, ok := waitFor(hangGuard, func() bool {
 		_, ok := inPrefix(t, l.rtNS, l.lanRouter, firstLAN)
 		return ok
 	}); !ok {
@@ -364,7 +364,7 @@ func TestRouterRANoneE2E(t *testing.T) {
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitExit(t, c.exited, 3*time.Second, "SIGTERM")
+	waitExit(t, c.exited, hangGuard, "SIGTERM")
 	if _, ok := inPrefix(t, l.rtNS, l.lanRouter, firstLAN); ok {
 		t.Fatal("router keeps its LAN address after exit")
 	}
@@ -398,21 +398,22 @@ func goldenCompare(t *testing.T, path, got string) {
 // TestRouterLANRecreatedE2E: the LAN device is deleted and created again
 // while gogoc runs (OpenWrt's network restart rebuilds br-lan with a new
 // index). The LAN host, a fresh interface at the other end, configures
-// itself again within 2 s from gogoc's RAs, the router's LAN address and
+// itself again from gogoc's RAs (sent at once; the time is printed, about
+// 0.1 s, against minutes for the next unsolicited RA), the router's LAN address and
 // forwarding are back, and traffic flows through the tunnel again.
 func TestRouterLANRecreatedE2E(t *testing.T) {
 	l := newRouterLab(t)
 	l.startBroker(t, "2001:db8:8000::/33")
 	c := l.startGogoc(t)
 	c.waitUp(t, "v6udpv4")
-	if _, ok := waitFor(10*time.Second, func() bool { _, ok := inPrefix(t, l.lanNS, l.lanHost, firstLAN); return ok }); !ok {
+	if _, ok := waitFor(hangGuard, func() bool { _, ok := inPrefix(t, l.lanNS, l.lanHost, firstLAN); return ok }); !ok {
 		t.Fatalf("LAN host has no address in %v: %+v", firstLAN, addrs(t, l.lanNS, l.lanHost))
 	}
 
 	e2eSh(t, "ip", "-n", l.rtNS, "link", "del", l.lanRouter) // takes the host's end with it
 	e2eVeth(t, l.lanNS, l.lanHost, "", l.rtNS, l.lanRouter, "")
 	back := time.Now()
-	took, ok := waitFor(2*time.Second, func() bool {
+	took, ok := waitFor(hangGuard, func() bool {
 		_, ok := inPrefix(t, l.lanNS, l.lanHost, firstLAN)
 		return ok
 	})
@@ -420,7 +421,7 @@ func TestRouterLANRecreatedE2E(t *testing.T) {
 		t.Fatalf("no address in %v on the new LAN link %v after it came up: %+v", firstLAN, took, addrs(t, l.lanNS, l.lanHost))
 	}
 	t.Logf("LAN host configured again %v after the LAN device was re-created", took.Round(time.Millisecond))
-	if _, ok := waitFor(2*time.Second, func() bool {
+	if _, ok := waitFor(hangGuard, func() bool {
 		a, ok := inPrefix(t, l.rtNS, l.lanRouter, firstLAN)
 		return ok && a.Local == "2001:db8:8000::1"
 	}); !ok {
@@ -430,7 +431,7 @@ func TestRouterLANRecreatedE2E(t *testing.T) {
 		t.Fatalf("forwarding on the new LAN device: %s", fwd)
 	}
 	ll := l.routerLinkLocal(t)
-	if _, ok := waitFor(5*time.Second, func() bool { return strings.Contains(l.defaultRoute(t), "via "+ll+" ") }); !ok {
+	if _, ok := waitFor(hangGuard, func() bool { return strings.Contains(l.defaultRoute(t), "via "+ll+" ") }); !ok {
 		t.Fatalf("LAN default route %q, want via %s", l.defaultRoute(t), ll)
 	}
 	e2eSh(t, "ip", "netns", "exec", l.lanNS, "ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", e2eInetV6)
@@ -438,5 +439,5 @@ func TestRouterLANRecreatedE2E(t *testing.T) {
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitExit(t, c.exited, 3*time.Second, "SIGTERM")
+	waitExit(t, c.exited, hangGuard, "SIGTERM")
 }
