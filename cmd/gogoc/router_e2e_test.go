@@ -398,8 +398,8 @@ func goldenCompare(t *testing.T, path, got string) {
 // TestRouterLANRecreatedE2E: the LAN device is deleted and created again
 // while gogoc runs (OpenWrt's network restart rebuilds br-lan with a new
 // index). The LAN host, a fresh interface at the other end, configures
-// itself again from gogoc's RAs (sent at once; the time is printed, about
-// 0.1 s, against minutes for the next unsolicited RA), the router's LAN address and
+// itself again from gogoc's RAs (sent at once; the time is printed,
+// against minutes for the next unsolicited RA), the router's LAN address and
 // forwarding are back, and traffic flows through the tunnel again.
 func TestRouterLANRecreatedE2E(t *testing.T) {
 	l := newRouterLab(t)
