@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -256,7 +255,7 @@ func (l *LAN) publish() error {
 		return nil
 	}
 	p := l.uplink
-	p.Prefixes = append(slices.Clone(p.Prefixes), l.link...)
+	p.Prefixes = append(append([]radv.Prefix(nil), p.Prefixes...), l.link...)
 	p.Managed, p.Other, p.HomeAgent = l.cfg.Managed, l.cfg.Other, l.cfg.HomeAgent
 	return l.srv.Update(p)
 }

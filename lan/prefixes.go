@@ -84,15 +84,29 @@ func linkPrefixes(addrs []rtlink.Addr, delegated netip.Prefix, now time.Time) (o
 		case a.Preferred != rtlink.Forever:
 			x.PreferredUntil = now.Add(a.Preferred)
 		}
-		i := slices.IndexFunc(out, func(o radv.Prefix) bool { return o.Prefix == x.Prefix })
-		if i < 0 {
+		i := 0
+		for i < len(out) && out[i].Prefix != x.Prefix {
+			i++
+		}
+		if i == len(out) {
 			out = append(out, x)
 			continue
 		}
 		out[i].ValidUntil = later(out[i].ValidUntil, x.ValidUntil)
 		out[i].PreferredUntil = later(out[i].PreferredUntil, x.PreferredUntil)
 	}
-	slices.SortFunc(out, func(a, b radv.Prefix) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
+	// Sorted through an index, as radv does: []int's sort is linked
+	// anyway, one of []radv.Prefix would add its own code to the binary.
+	order := make([]int, len(out))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(i, j int) int { return out[i].Prefix.Addr().Compare(out[j].Prefix.Addr()) })
+	sorted := make([]radv.Prefix, len(out))
+	for i, j := range order {
+		sorted[i] = out[j]
+	}
+	out = sorted
 	if len(out) > maxLinkPrefixes {
 		dropped = len(out) - maxLinkPrefixes
 		out = out[:maxLinkPrefixes]
@@ -116,10 +130,16 @@ func later(a, b time.Time) time.Time {
 // moments, so they match within a couple of seconds; a real change (a
 // renewed lease) moves them further.
 func sameLink(a, b []radv.Prefix) bool {
-	return slices.EqualFunc(a, b, func(x, y radv.Prefix) bool {
-		return x.Prefix == y.Prefix && x.OnLinkOnly == y.OnLinkOnly &&
-			near(x.ValidUntil, y.ValidUntil) && near(x.PreferredUntil, y.PreferredUntil)
-	})
+	if len(a) != len(b) {
+		return false
+	}
+	for i, x := range a {
+		y := b[i]
+		if x.Prefix != y.Prefix || x.OnLinkOnly != y.OnLinkOnly || !near(x.ValidUntil, y.ValidUntil) || !near(x.PreferredUntil, y.PreferredUntil) {
+			return false
+		}
+	}
+	return true
 }
 
 func near(a, b time.Time) bool {
