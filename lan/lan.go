@@ -104,6 +104,10 @@ const (
 	// A server that ran this long counts as a success: the next failure
 	// starts the back-off again at retryMin.
 	servedLong = 10 * time.Second
+	// lookSoon and soonLooks: how often and how many times a missing or
+	// down device is looked at before the looks space out.
+	lookSoon  = 250 * time.Millisecond
+	soonLooks = 8
 	// startGrace: after Start, RAs wait this long for the first tunnel,
 	// so that its RA is the first and says everything at once (multicast
 	// RAs are at least 3 s apart). Without a tunnel by then, the RAs go
@@ -513,11 +517,16 @@ func (k *keeper) ended(err error) {
 
 // lookLater says when to look at a device that is missing or not up
 // again. Its return is announced, but a notification may be missed (and
-// a bridge gets its ports a moment after it appears): soon at first,
-// then every pollEvery, which costs two netlink requests.
+// a bridge gets its ports a moment after it appears): every lookSoon for
+// the first couple of seconds, when a re-created device usually comes
+// back, then less often up to every pollEvery. A look costs two netlink
+// requests.
 func (k *keeper) lookLater() time.Duration {
 	k.downLooks++
-	return backoff(k.downLooks-1, pollEvery)
+	if k.downLooks <= soonLooks {
+		return lookSoon
+	}
+	return backoff(k.downLooks-soonLooks, pollEvery)
 }
 
 // drop ends the current Serve without a final RA: its link is gone.
