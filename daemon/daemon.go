@@ -69,6 +69,11 @@ type Timings struct {
 	// WANRetryMin and WANRetryMax bound the back-off before a WAN watch
 	// that ended is started again.
 	WANRetryMin, WANRetryMax time.Duration
+	// WANSettle: a changed path to the broker is acted on once no further
+	// change came for this long, so a burst (an address replaced, a link
+	// flapping, a DHCP renewal) costs one renegotiation, made on the path
+	// it ended in, and a tunnel whose path came back as it was is kept.
+	WANSettle time.Duration
 }
 
 // DefaultTimings are the production timings.
@@ -80,6 +85,7 @@ func DefaultTimings() Timings {
 		StatusRefresh:      30 * time.Second,
 		WANRetryMin:        time.Second,
 		WANRetryMax:        time.Minute,
+		WANSettle:          500 * time.Millisecond,
 	}
 }
 
@@ -88,7 +94,8 @@ func (t Timings) check() error {
 		name string
 		d    time.Duration
 	}{{"MinAttemptInterval", t.MinAttemptInterval}, {"StableAfter", t.StableAfter}, {"AttemptTimeout", t.AttemptTimeout},
-		{"StatusRefresh", t.StatusRefresh}, {"WANRetryMin", t.WANRetryMin}, {"WANRetryMax", t.WANRetryMax}} {
+		{"StatusRefresh", t.StatusRefresh}, {"WANRetryMin", t.WANRetryMin}, {"WANRetryMax", t.WANRetryMax},
+		{"WANSettle", t.WANSettle}} {
 		if f.d <= 0 {
 			return fmt.Errorf("daemon: Timings.%s is %v; start from DefaultTimings()", f.name, f.d)
 		}
@@ -138,8 +145,8 @@ type Daemon struct {
 
 	reconnect chan string
 	reload    chan *config.Config
-	wan       chan string
-	targets   chan netip.Addr
+	wan       chan WANEvent // the latest one only (reportWAN)
+	targets   chan WANTarget
 
 	// Owned by the Run goroutine.
 	cfg         *config.Config
@@ -147,6 +154,7 @@ type Daemon struct {
 	lastAttempt map[string]time.Time
 	current     target // broker of the last tunnel; tried first
 	pinned      target // always_use_same_server: this broker only
+	wanGen      uint64 // of the last WANTarget sent; older events are stale
 
 	mu          sync.Mutex
 	status      Status
@@ -174,8 +182,8 @@ func New(o Options) (*Daemon, error) {
 		log:         o.Log,
 		reconnect:   make(chan string, 1),
 		reload:      make(chan *config.Config, 1),
-		wan:         make(chan string, 1),
-		targets:     make(chan netip.Addr, 1),
+		wan:         make(chan WANEvent, 1),
+		targets:     make(chan WANTarget, 1),
 		cfg:         o.Config,
 		lastAttempt: map[string]time.Time{},
 		transitions: map[[2]State]uint64{},
@@ -304,7 +312,7 @@ func (d *Daemon) watchWAN(ctx context.Context) {
 	b := Backoff{Min: d.t.WANRetryMin, Max: d.t.WANRetryMax}
 	for {
 		start := time.Now()
-		err := d.o.WAN.Watch(ctx, d.targets, d.wan)
+		err := d.o.WAN.Watch(ctx, d.targets, d.reportWAN)
 		if ctx.Err() != nil {
 			return
 		}
@@ -346,6 +354,63 @@ func (d *Daemon) own(t target) target {
 // configured server, never to one a redirect named.
 func (d *Daemon) plainWithheld(t target) bool {
 	return t.from.Redirect && d.cfg.AuthMethod == config.AuthPlain
+}
+
+// reportWAN hands a WAN event to the Run goroutine without blocking; a
+// newer event replaces one not read yet, as it describes the path since.
+func (d *Daemon) reportWAN(ev WANEvent) {
+	for {
+		select {
+		case d.wan <- ev:
+			return
+		default:
+		}
+		select {
+		case <-d.wan:
+		default:
+		}
+	}
+}
+
+// wanSettle follows the WAN events of the current tunnel (those of an
+// earlier one are stale: its baseline is gone) and says when the path has
+// settled. Changes restart the wait; in hold, a path back to the tunnel's
+// own cancels it.
+type wanSettle struct {
+	d       *Daemon
+	t       *time.Timer
+	pending string // the change waited on; "" when none
+}
+
+func (d *Daemon) newWANSettle() *wanSettle {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &wanSettle{d: d, t: t}
+}
+
+// C fires once the path has been still for Timings.WANSettle.
+func (w *wanSettle) C() <-chan time.Time { return w.t.C }
+
+func (w *wanSettle) stop() { w.t.Stop() }
+
+// event takes one WAN event; anyMove counts a path back to the baseline
+// as a change too (no tunnel to keep: the path moved, worth a try).
+func (w *wanSettle) event(ev WANEvent, anyMove bool) {
+	d := w.d
+	switch {
+	case ev.Gen != d.wanGen:
+		d.log.Debug("WAN event of an earlier tunnel ignored", "event", ev.Reason)
+	case ev.Changed || anyMove:
+		if w.pending == "" {
+			d.log.Info("WAN path changed; waiting for it to settle", "event", ev.Reason, "settle", d.t.WANSettle)
+		}
+		w.pending = ev.Reason
+		w.t.Reset(d.t.WANSettle)
+	case w.pending != "":
+		d.log.Info("WAN path back to the tunnel's; tunnel kept", "event", ev.Reason)
+		w.pending = ""
+		w.t.Stop()
+	}
 }
 
 // startup reads the last server when always_use_same_server asks for it.
@@ -443,6 +508,8 @@ func (d *Daemon) writeStatus() {
 func (d *Daemon) waitBackoff(ctx context.Context, wait time.Duration) string {
 	t := time.NewTimer(wait)
 	defer t.Stop()
+	wan := d.newWANSettle()
+	defer wan.stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -451,8 +518,10 @@ func (d *Daemon) waitBackoff(ctx context.Context, wait time.Duration) string {
 			return "back-off over"
 		case r := <-d.reconnect:
 			return "reconnect requested (" + r + ")"
-		case w := <-d.wan:
-			return "WAN change: " + w
+		case ev := <-d.wan:
+			wan.event(ev, true)
+		case <-wan.C():
+			return "WAN change: " + wan.pending
 		case c := <-d.reload:
 			if d.applyConfig(c) {
 				return "configuration changed"
@@ -714,11 +783,14 @@ func (d *Daemon) establish(ctx context.Context, t target) (_ *session, err error
 		}
 	}
 	d.current = cur
-	select { // the WAN watch follows the broker in use
+	// The WAN watch follows the broker in use; what it said of the path
+	// before is stale from now on.
+	d.wanGen++
+	select {
 	case <-d.targets:
 	default:
 	}
-	d.targets <- s.remote.Addr().Unmap()
+	d.targets <- WANTarget{Broker: s.remote.Addr().Unmap(), Local: s.local.Addr().Unmap(), Gen: d.wanGen}
 	return s, nil
 }
 
@@ -801,6 +873,8 @@ func (d *Daemon) hold(ctx context.Context, s *session) (reason string, fault boo
 		defer t.Stop()
 		refresh = t.C
 	}
+	wan := d.newWANSettle()
+	defer wan.stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -820,8 +894,10 @@ func (d *Daemon) hold(ctx context.Context, s *session) (reason string, fault boo
 			}
 		case r := <-d.reconnect:
 			return "reconnect requested (" + r + ")", false
-		case w := <-d.wan:
-			return "WAN change: " + w, false
+		case ev := <-d.wan:
+			wan.event(ev, false)
+		case <-wan.C():
+			return "WAN change: " + wan.pending, false
 		case c := <-d.reload:
 			if d.applyConfig(c) {
 				return "configuration changed", false

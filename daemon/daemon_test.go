@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -472,7 +471,7 @@ type flakyWAN struct {
 	calls []time.Time
 }
 
-func (f *flakyWAN) Watch(ctx context.Context, targets <-chan netip.Addr, changed chan<- string) error {
+func (f *flakyWAN) Watch(ctx context.Context, targets <-chan WANTarget, report func(WANEvent)) error {
 	f.mu.Lock()
 	f.calls = append(f.calls, time.Now())
 	n := len(f.calls)
@@ -480,12 +479,13 @@ func (f *flakyWAN) Watch(ctx context.Context, targets <-chan netip.Addr, changed
 	if n <= f.fails {
 		return fmt.Errorf("subscription %d lost", n)
 	}
+	var t WANTarget
 	select {
 	case <-ctx.Done():
 		return nil
-	case <-targets:
+	case t = <-targets:
 	}
-	changed <- "test path changed"
+	report(WANEvent{Gen: t.Gen, Changed: true, Reason: "test path changed"})
 	<-ctx.Done()
 	return nil
 }

@@ -12,6 +12,14 @@
 // retry_delay and a bound that doubles up to retry_delay_max, reset after a
 // tunnel that stayed up. No broker is asked more than once per second.
 //
+// WAN changes: the watch (WANWatcher) reports each change of the path to
+// the broker against the path the tunnel was built on. The daemon acts
+// once the path has been still for Timings.WANSettle: a burst (an address
+// replaced, a link flapping) costs one renegotiation on the path it ended
+// in, a path back as it was keeps the tunnel, and a report about an
+// earlier tunnel's path (made before the watch learnt of the new one) is
+// ignored. During a back-off any settled move of the path cuts it short.
+//
 // Brokers: the configured server first (or, with always_use_same_server,
 // the one in tsp-last-server.txt and only that); a redirect's list is
 // ordered by TSP echo distance (spec §7.1) and written to

@@ -11,19 +11,10 @@ import (
 	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
-// WANWatcher watches the path to the broker.
-type WANWatcher interface {
-	// Watch runs until ctx ends or the watch fails. The daemon sends each
-	// new broker address on targets; the watch takes the route to it as
-	// the baseline and sends a reason on changed (without blocking; a
-	// pending one is enough) whenever the source address, gateway or
-	// device towards that address changes. After a failure the daemon
-	// calls Watch again (after a back-off) with the same channels.
-	Watch(ctx context.Context, targets <-chan netip.Addr, changed chan<- string) error
-}
-
 // wanDebounce lets a burst of netlink messages (an address replaced, a
-// DHCP renewal touching routes) settle before the route is looked up.
+// DHCP renewal touching routes) pass before the route is looked up, so
+// one lookup serves the burst. When to act on a change is the daemon's
+// decision (Timings.WANSettle).
 const wanDebounce = 50 * time.Millisecond
 
 // path is what the kernel would use to reach the broker.
@@ -57,16 +48,28 @@ func routeTo(h *rtlink.Handle, dst netip.Addr) path {
 // NetlinkWAN is the production WANWatcher: it subscribes to the kernel's
 // link, address and route notifications of the current network namespace
 // and looks the route to the broker up after each burst of them. The
-// broker and the path last seen outlive a failed Watch, so a Watch started
-// again reports what changed while none ran. Build it with NewNetlinkWAN;
-// one Watch may run at a time.
+// target, its baseline and the path last seen outlive a failed Watch, so a
+// Watch started again reports what changed while none ran. Build it with
+// NewNetlinkWAN; one Watch may run at a time.
 type NetlinkWAN struct {
 	// Buffer is the receive buffer the subscription asks for, in bytes.
 	Buffer int
 	Log    *logx.Logger
 
-	target netip.Addr
-	last   path
+	target WANTarget
+	base   path // when the target came
+	last   path // last looked up
+}
+
+// changed: now is not the path the target's tunnel was built on.
+func (w *NetlinkWAN) changed(now path) bool {
+	return !now.same(w.base) || !w.fits(now)
+}
+
+// fits: the tunnel's source address is the one the route uses.
+func (w *NetlinkWAN) fits(now path) bool {
+	l := w.target.Local
+	return !l.IsValid() || now.ok && (!now.src.IsValid() || now.src == l)
 }
 
 // NewNetlinkWAN returns a NetlinkWAN with rtlink.DefaultWatchBuffer.
@@ -75,7 +78,7 @@ func NewNetlinkWAN(log *logx.Logger) *NetlinkWAN {
 }
 
 // Watch implements WANWatcher.
-func (w *NetlinkWAN) Watch(ctx context.Context, targets <-chan netip.Addr, changed chan<- string) error {
+func (w *NetlinkWAN) Watch(ctx context.Context, targets <-chan WANTarget, report func(WANEvent)) error {
 	h, err := rtlink.NewHandle()
 	if err != nil {
 		return fmt.Errorf("wan watch: netlink: %w", err)
@@ -95,7 +98,7 @@ func (w *NetlinkWAN) Watch(ctx context.Context, targets <-chan netip.Addr, chang
 			settle = time.After(wanDebounce)
 		}
 	}
-	if w.target.IsValid() {
+	if w.target.Broker.IsValid() {
 		kick() // started again: compare with what the last watch saw
 	}
 	var overruns uint64
@@ -107,7 +110,12 @@ func (w *NetlinkWAN) Watch(ctx context.Context, targets <-chan netip.Addr, chang
 			return fmt.Errorf("wan watch: %w", err)
 		case t := <-targets:
 			w.target = t
-			w.last = routeTo(h, t)
+			w.base = routeTo(h, t.Broker)
+			w.last = w.base
+			if !w.fits(w.base) {
+				report(WANEvent{Gen: t.Gen, Changed: true,
+					Reason: fmt.Sprintf("path to %v moved while the tunnel from %v was built: %v", t.Broker, t.Local, w.base)})
+			}
 		case _, ok := <-sub.C:
 			if !ok {
 				select {
@@ -125,15 +133,13 @@ func (w *NetlinkWAN) Watch(ctx context.Context, targets <-chan netip.Addr, chang
 			kick()
 		case <-settle:
 			settle = nil
-			if !w.target.IsValid() {
+			if !w.target.Broker.IsValid() {
 				continue
 			}
-			now := routeTo(h, w.target)
+			now := routeTo(h, w.target.Broker)
 			if !now.same(w.last) {
-				select {
-				case changed <- fmt.Sprintf("path to %v changed: %v → %v", w.target, w.last, now):
-				default:
-				}
+				report(WANEvent{Gen: w.target.Gen, Changed: w.changed(now),
+					Reason: fmt.Sprintf("path to %v changed: %v → %v", w.target.Broker, w.last, now)})
 				w.last = now
 			}
 		}

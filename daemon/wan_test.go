@@ -19,7 +19,8 @@ import (
 
 // TestDaemonWANWatch runs NetlinkWAN in a namespace of its own: a change
 // of the source address or of the route towards the broker is reported,
-// changes that do not touch that path are not. A burst of 20,000 routes
+// saying whether the path differs from the target's baseline (a path back
+// as it was does not); changes that do not touch that path are not. A burst of 20,000 routes
 // in one netlink batch, more than the watch's receive buffer holds (the
 // kernel drops notifications and says ENOBUFS), must not end the watch:
 // the changes after it are still reported.
@@ -61,14 +62,23 @@ func TestDaemonWANWatch(t *testing.T) {
 	}
 	defer h.Close()
 
-	targets := make(chan netip.Addr, 1)
-	changed := make(chan string, 1)
+	// Unbuffered: a target is taken only once the watch has subscribed,
+	// and its baseline is looked up before anything else is read.
+	targets := make(chan WANTarget)
+	events := make(chan WANEvent, 64)
+	report := func(ev WANEvent) {
+		select {
+		case events <- ev:
+		default:
+			t.Errorf("more than 64 events unread: %q", ev.Reason)
+		}
+	}
 	w := NewNetlinkWAN(testLog(t))
 	// watch runs w.Watch in the namespace until the returned stop.
 	watch := func() (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- tunnel.InNetNS(h, func() error { return w.Watch(ctx, targets, changed) }) }()
+		go func() { done <- tunnel.InNetNS(h, func() error { return w.Watch(ctx, targets, report) }) }()
 		var once sync.Once
 		stop = func() {
 			once.Do(func() {
@@ -82,32 +92,39 @@ func TestDaemonWANWatch(t *testing.T) {
 		return stop
 	}
 	stop := watch()
-	targets <- netip.MustParseAddr("192.0.2.1")
-	time.Sleep(200 * time.Millisecond) // subscribed and baselined
+	broker := netip.MustParseAddr("192.0.2.1")
+	gen := uint64(1)
+	targets <- WANTarget{Broker: broker, Local: netip.MustParseAddr("198.51.100.2"), Gen: gen}
 
 	// quiet: nothing may be reported for 0.5 s.
 	quiet := func(what string) {
 		t.Helper()
 		select {
-		case msg := <-changed:
-			t.Errorf("%s: reported %q", what, msg)
+		case ev := <-events:
+			t.Errorf("%s: reported %q", what, ev.Reason)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	// reported: a report must end in the path want within 5 s (0.1 s on
-	// an idle machine). A change made by several commands may be seen
-	// half done first; such reports are passed over.
-	reported := func(what, want string) {
+	// reported: an event must end in the path want within 5 s (0.1 s on
+	// an idle machine), of the current target, saying whether it differs
+	// from the baseline. A change made by several commands may be seen
+	// half done first; such events are passed over.
+	reported := func(what, want string, changed bool) {
 		t.Helper()
 		deadline := time.After(5 * time.Second)
 		for {
 			select {
-			case msg := <-changed:
-				if _, now, _ := strings.Cut(msg, "→ "); strings.HasPrefix(now, want) {
-					t.Logf("%s: %s", what, msg)
-					return
+			case ev := <-events:
+				_, now, _ := strings.Cut(ev.Reason, "→ ")
+				if !strings.HasPrefix(now, want) {
+					t.Logf("%s: half done: %s", what, ev.Reason)
+					continue
 				}
-				t.Logf("%s: half done: %s", what, msg)
+				t.Logf("%s: %s (changed %v)", what, ev.Reason, ev.Changed)
+				if ev.Gen != gen || ev.Changed != changed {
+					t.Errorf("%s: event of target %d, changed %v; want target %d, changed %v", what, ev.Gen, ev.Changed, gen, changed)
+				}
+				return
 			case <-deadline:
 				t.Errorf("%s: no report of a path %q within 5 s", what, want)
 				return
@@ -123,28 +140,46 @@ func TestDaemonWANWatch(t *testing.T) {
 	sh("addr", "add", "198.51.100.3/24", "dev", "wan0") // secondary: the source stays .2
 	quiet("secondary address on the WAN")
 	sh("route", "replace", "default", "via", "198.51.100.254")
-	reported("new gateway towards the broker", "src 198.51.100.2 via 198.51.100.254 ")
-	// A report pending stands for the changes after it (the daemon acts on
-	// one anyway), so each step below moves the path once.
+	reported("new gateway towards the broker", "src 198.51.100.2 via 198.51.100.254 ", true)
+	sh("route", "replace", "default", "via", "198.51.100.1")
+	reported("gateway back as it was", "src 198.51.100.2 via 198.51.100.1 ", false)
+	// Each step below moves the path once, so that one event stands for it.
 	sh("addr", "add", "203.0.113.7/24", "dev", "wan0")
 	sh("route", "replace", "default", "via", "203.0.113.1")
-	reported("new WAN address", "src 203.0.113.7 via 203.0.113.1 ")
+	reported("new WAN address", "src 203.0.113.7 via 203.0.113.1 ", true)
 	sh("addr", "del", "198.51.100.2/24", "dev", "wan0") // takes the secondary .3 along
 	quiet("old WAN addresses removed")
 	// The IPv4 routes that go with a device going down go without a
 	// route notification, and without IPv6 no address goes either: the
 	// link's own notification must do.
 	sh("link", "set", "wan0", "down")
-	reported("WAN link down", "no route (network is unreachable)")
+	reported("WAN link down", "no route (network is unreachable)", true)
 
 	// The watch ends (as after a failure); the WAN comes back while none
-	// runs. The watch started again knows the broker and the path last
+	// runs. The watch started again knows the target and the path last
 	// seen, and reports the change it missed.
 	stop()
 	sh("link", "set", "wan0", "up")
 	sh("route", "replace", "default", "via", "203.0.113.1")
 	watch()
-	reported("WAN back while no watch ran", "src 203.0.113.7 via 203.0.113.1 ")
+	reported("WAN back while no watch ran", "src 203.0.113.7 via 203.0.113.1 ", true)
+
+	// A tunnel built from an address the route no longer uses (the WAN
+	// moved while it was negotiated) is reported at once, against its own
+	// target.
+	gen++
+	targets <- WANTarget{Broker: broker, Local: netip.MustParseAddr("198.51.100.2"), Gen: gen}
+	select {
+	case ev := <-events:
+		if ev.Gen != gen || !ev.Changed || !strings.Contains(ev.Reason, "moved while the tunnel from 198.51.100.2 was built") {
+			t.Errorf("target with a stale source: event %+v", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("target with a stale source: nothing reported within 5 s")
+	}
+	gen++
+	targets <- WANTarget{Broker: broker, Local: netip.MustParseAddr("203.0.113.7"), Gen: gen}
+	quiet("target whose source the route uses")
 }
 
 // routeStorm adds n host routes through dev in ns with ip -batch while
