@@ -71,7 +71,7 @@ func (p *fakePlane) Build(_ context.Context, cfg tunnel.Config) (tunnel.Tunnel, 
 func (p *fakePlane) Plane(tunnel.Tunnel) string { return "userspace" }
 
 // next waits for the next tunnel to be built.
-func (p *fakePlane) next(t *testing.T, within time.Duration) *fakeTunnel {
+func (p *fakePlane) next(t testing.TB, within time.Duration) *fakeTunnel {
 	t.Helper()
 	select {
 	case ft := <-p.ups:
