@@ -1,0 +1,147 @@
+package caps
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestCapNames(t *testing.T) {
+	for c, want := range map[Cap]string{
+		unix.CAP_CHOWN: "CAP_CHOWN", NetAdmin: "CAP_NET_ADMIN", NetRaw: "CAP_NET_RAW",
+		unix.CAP_SYS_ADMIN: "CAP_SYS_ADMIN", unix.CAP_CHECKPOINT_RESTORE: "CAP_CHECKPOINT_RESTORE", 50: "CAP_50",
+	} {
+		if got := c.String(); got != want {
+			t.Errorf("Cap(%d) = %q, want %q", c, got, want)
+		}
+	}
+	if got := (Set(1)<<NetAdmin | 1<<NetRaw).String(); got != "CAP_NET_ADMIN,CAP_NET_RAW" {
+		t.Errorf("set = %q", got)
+	}
+	if got := Set(0).String(); got != "none" {
+		t.Errorf("empty set = %q", got)
+	}
+}
+
+func TestAnnotate(t *testing.T) {
+	admin := Set(1) << NetAdmin
+	eperm := fmt.Errorf("TUNSETIFF gogoc: %w", unix.EPERM)
+	cases := []struct {
+		name  string
+		err   error
+		eff   Set
+		known bool
+		want  string // "" = unchanged
+	}{
+		{"missing", eperm, 0, true, "TUNSETIFF gogoc: operation not permitted (needs CAP_NET_ADMIN)"},
+		{"eacces missing", unix.EACCES, 0, true, "permission denied (needs CAP_NET_ADMIN)"},
+		{"held: another reason", eperm, admin, true, ""},
+		{"other errno", fmt.Errorf("x: %w", unix.ENODEV), 0, true, ""},
+		{"capget failed", eperm, admin, false, "TUNSETIFF gogoc: operation not permitted (needs CAP_NET_ADMIN)"},
+	}
+	for _, c := range cases {
+		got := annotate(c.err, NetAdmin, c.eff, c.known)
+		if c.want == "" {
+			if got != c.err {
+				t.Errorf("%s: changed to %v", c.name, got)
+			}
+			continue
+		}
+		if got.Error() != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+		if !errors.Is(got, unix.EPERM) && !errors.Is(got, unix.EACCES) {
+			t.Errorf("%s: errno lost from the chain", c.name)
+		}
+		if cp, ok := IsMissing(fmt.Errorf("outer: %w", got)); !ok || cp != NetAdmin {
+			t.Errorf("%s: IsMissing = %v %v", c.name, cp, ok)
+		}
+	}
+	// Named once only, by the innermost operation.
+	inner := annotate(eperm, NetRaw, 0, true)
+	if got := annotate(fmt.Errorf("outer: %w", inner), NetAdmin, 0, true); strings.Count(got.Error(), "needs") != 1 {
+		t.Errorf("named twice: %v", got)
+	}
+	if Annotate(nil, NetAdmin) != nil {
+		t.Error("nil not nil")
+	}
+}
+
+// TestCurrentUnprivileged runs this test binary under setpriv with a
+// non-root uid and the given capabilities, and checks what Current reads
+// there against what setpriv was asked for.
+func TestCurrentUnprivileged(t *testing.T) {
+	if os.Getenv("GOGOC_CAPS_HELPER") != "" {
+		s, err := Current()
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		fmt.Printf("uid=%d eff=%s amb=%s bnd=%s nnp=%v summary=%s\n", s.EUID, s.Effective, s.Ambient, s.Bounding, s.NoNewPrivs, s.Summary())
+		os.Exit(0)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to change uid and capabilities (setpriv)")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) not installed")
+	}
+	run := func(caps string) string {
+		t.Helper()
+		args := []string{"--reuid", "4242", "--regid", "4242", "--clear-groups", "--no-new-privs"}
+		if caps == "" {
+			args = append(args, "--inh-caps", "-all", "--bounding-set", "-all")
+		} else {
+			args = append(args, "--inh-caps", caps, "--ambient-caps", caps, "--bounding-set", "-all,"+caps)
+		}
+		args = append(args, os.Args[0], "-test.run=^TestCurrentUnprivileged$")
+		cmd := exec.Command(setpriv, args...)
+		cmd.Env = append(os.Environ(), "GOGOC_CAPS_HELPER=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("setpriv %s: %v\n%s", caps, err, out)
+		}
+		return string(out)
+	}
+	for caps, want := range map[string]string{
+		"+net_admin,+net_raw": "uid=4242 eff=CAP_NET_ADMIN,CAP_NET_RAW amb=CAP_NET_ADMIN,CAP_NET_RAW bnd=CAP_NET_ADMIN,CAP_NET_RAW nnp=true " +
+			"summary=running as uid 4242 gid 4242 with capabilities CAP_NET_ADMIN,CAP_NET_RAW (ambient CAP_NET_ADMIN,CAP_NET_RAW), no_new_privs",
+		"+net_raw": "uid=4242 eff=CAP_NET_RAW amb=CAP_NET_RAW",
+		"":         "uid=4242 eff=none amb=none bnd=none nnp=true",
+	} {
+		if got := run(caps); !strings.Contains(got, want) {
+			t.Errorf("with %q: %q, want it to contain %q", caps, got, want)
+		}
+	}
+	s, err := Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(s.Summary(), "running as root with all capabilities") {
+		t.Errorf("root: %q", s.Summary())
+	}
+	if !s.Has(NetAdmin) || s.Missing(NetAdmin, NetRaw) != 0 {
+		t.Errorf("root lacks %v", s.Missing(NetAdmin, NetRaw))
+	}
+}
+
+// TestAnnotateReal: a real EPERM (a link added without CAP_NET_ADMIN
+// would need a namespace; setting the hostname needs CAP_SYS_ADMIN and
+// says EPERM without it) is named only when the capability is missing.
+func TestAnnotateReal(t *testing.T) {
+	s, err := Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := fmt.Errorf("op: %w", unix.EPERM)
+	got := Annotate(e, NetAdmin)
+	if _, named := IsMissing(got); named == s.Has(NetAdmin) {
+		t.Errorf("holding CAP_NET_ADMIN=%v, annotated=%v: %v", s.Has(NetAdmin), named, got)
+	}
+}
