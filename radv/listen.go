@@ -9,6 +9,8 @@ import (
 
 	"github.com/mdlayher/ndp"
 	"golang.org/x/net/ipv6"
+
+	"github.com/jsklein/gogoc/internal/caps"
 )
 
 // allRouters is the group routers listen on for solicitations.
@@ -48,7 +50,7 @@ func Listen(ifName string) (*ICMPConn, net.HardwareAddr, error) {
 	// the index of a device of the same name that was deleted.
 	ic, err := net.ListenIP("ip6:ipv6-icmp", &net.IPAddr{IP: ll.AsSlice(), Zone: strconv.Itoa(ifi.Index)})
 	if err != nil {
-		return nil, nil, fmt.Errorf("radv: listen on %s: %w", ifName, err)
+		return nil, nil, fmt.Errorf("radv: listen on %s: %w", ifName, caps.Annotate(err, caps.NetRaw))
 	}
 	c := &ICMPConn{
 		pc:     ipv6.NewPacketConn(ic),

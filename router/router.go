@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/jsklein/gogoc/internal/caps"
 	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/internal/rtlink"
 )
@@ -88,9 +89,19 @@ func (ProcSysctl) Get(key string) (string, error) {
 	return strings.TrimSpace(string(b)), err
 }
 
-// Set implements Sysctl.
+// Set implements Sysctl. The files are root's, mode 0644; the kernel lets
+// a process with CAP_NET_ADMIN in the namespace's owning user namespace
+// write them as root would (net_ctl_permissions), whatever its uid.
 func (ProcSysctl) Set(key, value string) error {
-	return os.WriteFile(filepath.Join(procRoot, key), []byte(value), 0o644)
+	f, err := os.OpenFile(filepath.Join(procRoot, key), os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return caps.Annotate(err, caps.NetAdmin)
+	}
+	_, err = f.WriteString(value)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Interfaces implements Sysctl.

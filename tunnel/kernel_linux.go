@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/jsklein/gogoc/internal/caps"
 	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
@@ -298,7 +299,7 @@ func (k *kernel) takeOver(c net.Conn, port uint16) error {
 	f := netlink.Fou{Family: netlink.FAMILY_V4, Port: int(port), Protocol: protoIPv6InIPv4, EncapType: netlink.FOU_ENCAP_DIRECT}
 	if err := k.genl.FouAdd(f); err != nil {
 		// The session socket is gone: no fall-back to userspace from here.
-		return fmt.Errorf("add fou port %d (the session socket is already released): %w", port, err)
+		return fmt.Errorf("add fou port %d (the session socket is already released): %w", port, caps.Annotate(err, caps.NetAdmin))
 	}
 	k.undo.push(fmt.Sprintf("fou port %d", port), func() error { return k.genl.FouDel(f) })
 	return nil

@@ -12,6 +12,8 @@ import (
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/jsklein/gogoc/internal/caps"
 )
 
 const (
@@ -112,13 +114,15 @@ func newEchoConn[F echoFamily](ns netns.NsHandle, ifName string, src, dst netip.
 func openPingSocket(s pingSocket, ifName string, src, dst netip.Addr) (net.Conn, error) {
 	fd, err := unix.Socket(s.domain, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, s.proto)
 	if err != nil {
-		return nil, fmt.Errorf("keepalive socket: %w", err)
+		return nil, fmt.Errorf("keepalive socket: %w", caps.Annotate(err, caps.NetRaw))
 	}
 	f := os.NewFile(uintptr(fd), s.name)
 	defer f.Close() // net.FileConn holds its own duplicate
 	if ifName != "" {
 		if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifName); err != nil {
-			return nil, fmt.Errorf("keepalive socket: bind to %s: %w", ifName, err)
+			// Binding a socket that is not bound yet needs no
+			// capability since Linux 5.7, CAP_NET_RAW before.
+			return nil, fmt.Errorf("keepalive socket: bind to %s: %w", ifName, caps.Annotate(err, caps.NetRaw))
 		}
 	}
 	if err := s.filter(fd); err != nil {

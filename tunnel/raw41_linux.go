@@ -9,6 +9,8 @@ import (
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/jsklein/gogoc/internal/caps"
 )
 
 // protoIPv6 is IPPROTO_IPV6 as an IPv4 payload: 6in4 (protocol 41).
@@ -44,7 +46,7 @@ func listenRaw(ns netns.NsHandle, network string, local netip.Addr) (*net.IPConn
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s socket on %v: %w", rawName(network), local, err)
+		return nil, fmt.Errorf("%s socket on %v: %w", rawName(network), local, caps.Annotate(err, caps.NetRaw))
 	}
 	return c, nil
 }
@@ -66,7 +68,7 @@ func dialRaw(ns netns.NsHandle, network string, local, remote netip.Addr) (*net.
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s socket to %v: %w", rawName(network), remote, err)
+		return nil, fmt.Errorf("%s socket to %v: %w", rawName(network), remote, caps.Annotate(err, caps.NetRaw))
 	}
 	return c, nil
 }

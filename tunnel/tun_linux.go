@@ -8,6 +8,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/jsklein/gogoc/internal/caps"
 )
 
 // tunDevice is a TUN interface opened with IFF_TUN|IFF_NO_PI: every read and
@@ -47,7 +49,12 @@ type tunDevice struct {
 func openTUN(name string, offload bool) (*tunDevice, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open /dev/net/tun: %w", err)
+		if errors.Is(err, unix.EACCES) && unix.Geteuid() != 0 {
+			// A file permission, not a capability: OpenWrt's procd
+			// creates the node 0644 root, Debian's udev 0666.
+			return nil, fmt.Errorf("create tun device %s: open /dev/net/tun: %w (uid %d needs read and write access to it)", name, err, unix.Geteuid())
+		}
+		return nil, fmt.Errorf("create tun device %s: open /dev/net/tun: %w", name, err)
 	}
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
@@ -61,7 +68,7 @@ func openTUN(name string, offload bool) (*tunDevice, error) {
 	ifr.SetUint16(flags)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("TUNSETIFF %s: %w", name, err)
+		return nil, fmt.Errorf("create tun device %s: %w", name, caps.Annotate(err, caps.NetAdmin))
 	}
 	if offload {
 		// USO (Linux 6.2+) lets UDP GSO senders such as QUIC through

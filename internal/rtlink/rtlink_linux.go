@@ -10,6 +10,8 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/jsklein/gogoc/internal/caps"
 )
 
 // Handle is a route-netlink connection in one network namespace. Its
@@ -342,7 +344,7 @@ func (h *Handle) LinkAdd(s LinkSpec) (Link, error) {
 	}
 	req.AddData(info)
 	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
-		return Link{}, err
+		return Link{}, change(err)
 	}
 	l, err := h.LinkByName(name)
 	if err != nil {
@@ -360,7 +362,7 @@ func (h *Handle) LinkDel(index int) error {
 	msg.Index = int32(index)
 	req.AddData(msg)
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
-	return err
+	return change(err)
 }
 
 func (h *Handle) linkDelByName(name string) error {
@@ -368,7 +370,7 @@ func (h *Handle) linkDelByName(name string) error {
 	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
 	req.AddData(nl.NewRtAttr(unix.IFLA_IFNAME, nl.ZeroTerminated(name)))
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
-	return err
+	return change(err)
 }
 
 // LinkSetUp sets IFF_UP on the device.
@@ -379,7 +381,7 @@ func (h *Handle) LinkSetUp(index int) error {
 	msg.Flags, msg.Change = unix.IFF_UP, unix.IFF_UP
 	req.AddData(msg)
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
-	return err
+	return change(err)
 }
 
 // LinkSetMTU sets the device's MTU.
@@ -390,7 +392,7 @@ func (h *Handle) LinkSetMTU(index, mtu int) error {
 	req.AddData(msg)
 	req.AddData(nl.NewRtAttr(unix.IFLA_MTU, nl.Uint32Attr(uint32(mtu))))
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
-	return err
+	return change(err)
 }
 
 // Addr is an interface address.
@@ -476,7 +478,7 @@ func (h *Handle) addr(typ, flags, index int, a Addr) error {
 		req.AddData(nl.NewRtAttr(unix.IFA_BROADCAST, binary.BigEndian.AppendUint32(nil, bits)))
 	}
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
-	return err
+	return change(err)
 }
 
 // AddrList lists the addresses of one device (index > 0) or of all, of
@@ -675,5 +677,10 @@ func (h *Handle) route(typ, flags int, r Route) error {
 	}
 	req.AddData(nl.NewRtAttr(unix.RTA_OIF, oifAttr(r.Index)))
 	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
-	return err
+	return change(err)
 }
+
+// change names CAP_NET_ADMIN in the error of a request that changes the
+// system (links, addresses, routes) when the process lacks it: the kernel
+// answers those with a bare EPERM.
+func change(err error) error { return caps.Annotate(err, caps.NetAdmin) }
