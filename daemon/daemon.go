@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jsklein/gogoc/config"
+	"github.com/jsklein/gogoc/internal/caps"
 	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/lan"
 	"github.com/jsklein/gogoc/router"
@@ -249,7 +250,8 @@ func (d *Daemon) Transitions() map[[2]State]uint64 {
 
 // Run keeps a tunnel up until ctx ends, then tears everything down (the
 // LAN side's final advertisement included), writes state stopped and
-// returns.
+// returns nil. It returns an error, after the same tear-down, only when
+// an attempt failed for want of a capability (caps.MissingError).
 func (d *Daemon) Run(ctx context.Context) error {
 	d.startup()
 	if d.o.WAN != nil {
@@ -271,6 +273,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				break
+			}
+			if c, ok := caps.IsMissing(err); ok {
+				// Trying again cannot help: the process lacks a
+				// capability, and only a restart with it can.
+				d.setError(err)
+				d.log.Error("giving up: a capability is missing", "needs", c.String(), "err", err)
+				return err
 			}
 			wait := d.backoff.Next()
 			d.setError(err)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -190,6 +191,11 @@ func load(path string, format config.Format, cmd string, stderr io.Writer) (*con
 		for _, i := range issues {
 			fmt.Fprintln(stderr, i)
 		}
+		return nil, false
+	case errors.Is(err, fs.ErrPermission):
+		// A daemon run as its own user (OpenWrt: gogoc) while the file
+		// is root's 0600.
+		fmt.Fprintf(stderr, "%s: permission denied reading %s (uid %d): run as a user that can read it, see openwrt/README.md\n", cmd, path, os.Geteuid())
 		return nil, false
 	case err != nil:
 		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)

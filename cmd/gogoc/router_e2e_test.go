@@ -137,7 +137,9 @@ func (l *routerLab) startGogoc(t *testing.T, extra ...string) *clientProc {
 		t.Fatal(err)
 	}
 	c := &clientProc{ns: l.rtNS, ups: make(chan string, 4)}
-	c.cmd, c.exited, _ = startGogocProc(t, l.rtNS, l.dir, l.gogoc, func(line string) { c.ups <- line }, append([]string{"run", "-f", conf}, l.runArgs...)...)
+	// Its own status file: the system's /var/run/gogoc is root's.
+	c.cmd, c.exited, _ = startGogocProc(t, l.rtNS, l.dir, l.gogoc, func(line string) { c.ups <- line },
+		append([]string{"run", "-f", conf, "-status-file", filepath.Join(l.dir, "status.json")}, l.runArgs...)...)
 	return c
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jsklein/gogoc/config"
 	"github.com/jsklein/gogoc/daemon"
+	"github.com/jsklein/gogoc/internal/caps"
 	"github.com/jsklein/gogoc/internal/logx"
 	"github.com/jsklein/gogoc/lan"
 )
@@ -58,6 +59,18 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		*statusFile = c.StatusFile
 	}
 	stateDir := filepath.Dir(*statusFile)
+	// "-status-file -" keeps no status file; the state files then live
+	// where the default status file would.
+	statusPath, daemonDir := *statusFile, stateDir
+	if statusPath == "-" {
+		statusPath, daemonDir = "", filepath.Dir(config.DefaultStatusFile)
+	}
+	// Before the log file opens there: the directory must be the
+	// daemon's own.
+	if err := ensureDirs(daemonDir, c); err != nil {
+		fmt.Fprintf(stderr, "gogoc run: %v\n", err)
+		return 1
+	}
 	lg, err := logx.New(logOptions(c, *verbose, stateDir, stdout, stderr))
 	if err != nil {
 		fmt.Fprintf(stderr, "gogoc run: %v\n", err)
@@ -65,6 +78,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	defer lg.Close()
 	log := lg
+	privs, err := caps.Current()
+	if err != nil {
+		log.Warn("cannot read the process's capabilities", "err", err)
+	} else {
+		log.Info(privs.Summary())
+		if err := checkPrivileges(privs, c); err != nil {
+			log.Error("not starting", "err", err)
+			fmt.Fprintf(stderr, "gogoc run: %v\n", err)
+			return 1
+		}
+	}
 
 	var lanSide daemon.LAN // nil outside router mode
 	var lanStart func()
@@ -75,12 +99,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		lanSide, lanStart = l, l.Start
-	}
-	// "-status-file -" keeps no status file; the state files then live
-	// where the default status file would.
-	statusPath, daemonDir := *statusFile, stateDir
-	if statusPath == "-" {
-		statusPath, daemonDir = "", filepath.Dir(config.DefaultStatusFile)
 	}
 	d, err := daemon.New(daemon.Options{
 		Config:     c,
@@ -118,7 +136,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 					d.Reconnect("SIGUSR1")
 					continue
 				}
-				if nc := reload(bf, fs, log, stderr); nc != nil {
+				if nc := reload(bf, fs, log, stderr, privs); nc != nil {
 					if err := lg.Reconfigure(logOptions(nc, *verbose, stateDir, stdout, stderr)); err != nil {
 						log.Error("SIGHUP: log settings not applied", "err", err)
 					}
@@ -133,7 +151,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		// tunnel is up; Run's end closes the LAN side.
 		lanStart()
 	}
-	_ = d.Run(ctx)
+	if err := d.Run(ctx); err != nil {
+		log.Error("stopped", "err", err)
+		fmt.Fprintf(stderr, "gogoc run: %v\n", err)
+		return 1
+	}
 	log.Info("stopped")
 	return 0
 }
@@ -155,11 +177,17 @@ func lanConfig(c *config.Config, log *logx.Logger) lan.Config {
 // reload re-reads the configuration with the same flags on top (SIGHUP).
 // A configuration that no longer loads keeps the running one (nil). The
 // status file stays where it was until a restart.
-func reload(bf *brokerFlags, fs *flag.FlagSet, log *logx.Logger, stderr io.Writer) *config.Config {
+func reload(bf *brokerFlags, fs *flag.FlagSet, log *logx.Logger, stderr io.Writer, privs caps.State) *config.Config {
 	c, ok := bf.config(fs, "gogoc reload", stderr)
 	if !ok {
 		log.Error("SIGHUP: the configuration has errors; keeping the running one")
 		return nil
+	}
+	if privs.All != 0 { // read at start
+		if err := checkPrivileges(privs, c); err != nil {
+			log.Error("SIGHUP: keeping the running configuration", "err", err)
+			return nil
+		}
 	}
 	if !c.Enabled {
 		log.Warn("SIGHUP: the configuration says enabled '0'; stop the service to stop the tunnel")

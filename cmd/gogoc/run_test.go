@@ -5,17 +5,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jsklein/gogoc/config"
+	"github.com/jsklein/gogoc/internal/caps/captest"
 )
 
 func TestRunFlagErrors(t *testing.T) {
@@ -169,9 +172,41 @@ func startClient(t *testing.T, ns, dir, gogoc string, args ...string) *clientPro
 // log file in dir, and hands each "tunnel up:" line of its stdout to onUp.
 // At the end of the test the process is killed and, when the test failed
 // or runs with -v, the tail of its log is shown.
+//
+// gogoc runs as it does on a router: as an unprivileged uid holding only
+// CAP_NET_ADMIN and CAP_NET_RAW (unprivileged), owning dir (its config,
+// status and log files). GOGOC_E2E_ROOT=1 runs it as root instead.
 func startGogocProc(t *testing.T, ns, dir, gogoc string, onUp func(line string), args ...string) (cmd *exec.Cmd, exited chan error, logPath string) {
 	t.Helper()
-	cmd = exec.Command("ip", append([]string{"netns", "exec", ns, gogoc}, args...)...)
+	return startGogocProcAs(t, e2eCaps(), ns, dir, gogoc, onUp, args...)
+}
+
+// e2eCaps is how the namespace tests run gogoc: rootCaps, or the two
+// capabilities a router grants it.
+func e2eCaps() string {
+	if os.Getenv("GOGOC_E2E_ROOT") == "1" {
+		return rootCaps
+	}
+	return "+net_admin,+net_raw"
+}
+
+// rootCaps asks startGogocProcAs for a plain root process.
+const rootCaps = "root"
+
+// startGogocProcAs is startGogocProc with the privileges given: rootCaps,
+// or the capabilities of an unprivileged uid (captest.Command's form).
+func startGogocProcAs(t *testing.T, privs, ns, dir, gogoc string, onUp func(line string), args ...string) (cmd *exec.Cmd, exited chan error, logPath string) {
+	t.Helper()
+	argv := []string{"ip", "netns", "exec", ns}
+	if privs != rootCaps {
+		var ok bool
+		if argv, ok = captest.Command(t, privs, ns); !ok {
+			return nil, nil, ""
+		}
+		giveDir(t, dir)
+	}
+	argv = append(argv, gogoc)
+	cmd = exec.Command(argv[0], append(argv[1:], args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -331,5 +366,33 @@ func TestRunRAFlagsFlag(t *testing.T) {
 	}
 	if _, msg := read("-ra-flags", "managed"); !strings.Contains(msg, `ra_flags: "managed" is not one of`) {
 		t.Errorf("-ra-flags managed: %q", msg)
+	}
+}
+
+// giveDir hands dir and what is in it to captest.UID, as the OpenWrt init
+// script hands the daemon its directory, and lets that uid reach dir
+// through the test's temporary directories (mode 0700).
+func giveDir(t *testing.T, dir string) {
+	t.Helper()
+	uid, _ := strconv.Atoi(captest.UID)
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, uid)
+	})
+	if err != nil {
+		t.Fatalf("give %s to uid %d: %v", dir, uid, err)
+	}
+	for p := filepath.Dir(dir); p != "/" && p != "."; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()|0o001); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

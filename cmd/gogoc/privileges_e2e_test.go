@@ -1,0 +1,218 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jsklein/gogoc/daemon"
+)
+
+// privLab is the basic client ── broker lab of gdmPair with a status file
+// and a log for each gogoc started in it.
+type privLab struct {
+	dir, gogoc, broker, cns, bns string
+}
+
+func newPrivLab(t *testing.T) *privLab {
+	dir, gogoc, broker, cns, bns, _ := gdmPair(t)
+	return &privLab{dir: dir, gogoc: gogoc, broker: broker, cns: cns, bns: bns}
+}
+
+// run starts gogoc with privs and args; it returns the process, its exit
+// channel and its log.
+func (l *privLab) run(t *testing.T, privs string, args ...string) (*exec.Cmd, chan error, string, chan string) {
+	t.Helper()
+	ups := make(chan string, 4)
+	args = append([]string{"run", "-v", "-server", e2eBrokerV4, "-auth", "anonymous", "-status-file", filepath.Join(l.dir, "status.json")}, args...)
+	cmd, exited, logPath := startGogocProcAs(t, privs, l.cns, l.dir, l.gogoc, func(line string) { ups <- line }, args...)
+	return cmd, exited, logPath, ups
+}
+
+// exitFail wants gogoc to exit with status 1 within d and returns its log.
+func exitFail(t *testing.T, exited <-chan error, logPath string, d time.Duration) string {
+	t.Helper()
+	select {
+	case err := <-exited:
+		raw, _ := os.ReadFile(logPath)
+		if exitCode(err) != 1 {
+			t.Fatalf("gogoc exit %v, want status 1; log:\n%s", err, raw)
+		}
+		return string(raw)
+	case <-time.After(d):
+		raw, _ := os.ReadFile(logPath)
+		t.Fatalf("gogoc still running after %v; log:\n%s", d, raw)
+		return ""
+	}
+}
+
+// TestRunMissingCapability drops each of the two capabilities in turn:
+// gogoc refuses to start when the configuration needs the missing one for
+// certain, naming it and why; when only the kernel's answer shows it is
+// needed (a userspace v6v4 plane), the failing operation names it, the
+// daemon stops trying (it cannot heal) and leaves nothing behind.
+func TestRunMissingCapability(t *testing.T) {
+	l := newPrivLab(t)
+	e2eBroker(t, l.bns, l.dir, l.broker)
+
+	t.Run("without CAP_NET_ADMIN", func(t *testing.T) {
+		_, exited, logPath, _ := l.run(t, "+net_raw", "-mode", "v6v4", "-keepalive", "0")
+		out := exitFail(t, exited, logPath, 10*time.Second)
+		want := "gogoc run: missing CAP_NET_ADMIN (for the tunnel device, its addresses and routes); running as uid 4242 gid 4242 with capabilities CAP_NET_RAW"
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	})
+	t.Run("without CAP_NET_RAW, keepalive", func(t *testing.T) {
+		_, exited, logPath, _ := l.run(t, "+net_admin", "-mode", "v6udpv4", "-keepalive", "5")
+		out := exitFail(t, exited, logPath, 10*time.Second)
+		want := "gogoc run: missing CAP_NET_RAW (for keepalive (raw ICMP socket)); running as uid 4242 gid 4242 with capabilities CAP_NET_ADMIN"
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	})
+	t.Run("without CAP_NET_RAW, userspace v6v4", func(t *testing.T) {
+		_, exited, logPath, ups := l.run(t, "+net_admin", "-mode", "v6v4", "-keepalive", "0")
+		out := exitFail(t, exited, logPath, 30*time.Second)
+		select {
+		case line := <-ups:
+			t.Errorf("tunnel came up: %s", line)
+		default:
+		}
+		// data_plane auto: sit where the kernel has it (then the daemon
+		// needs no raw socket and this case shows nothing), else the
+		// userspace plane's protocol-41 socket.
+		if strings.Contains(out, "kernel data plane unavailable") {
+			for _, want := range []string{
+				"protocol-41 socket to " + e2eBrokerV4 + ": dial ip4:41 ",
+				": socket: operation not permitted (needs CAP_NET_RAW)",
+				"giving up: a capability is missing needs=CAP_NET_RAW",
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("no %q in:\n%s", want, out)
+				}
+			}
+		}
+		raw, err := os.ReadFile(filepath.Join(l.dir, "status.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st daemon.Status
+		if err := json.Unmarshal(raw, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.State != daemon.StateStopped || !strings.Contains(st.LastError, "(needs CAP_NET_") {
+			t.Errorf("status %s, last_error %q; want stopped and the capability named", st.State, st.LastError)
+		}
+		e2eAssertClean(t, l.cns, "gogoc6in4")
+	})
+}
+
+// TestRunAsRoot is the root variant: gogoc started as root says so and
+// brings the tunnel up as before.
+func TestRunAsRoot(t *testing.T) {
+	l := newPrivLab(t)
+	e2eBroker(t, l.bns, l.dir, l.broker)
+	cmd, exited, logPath, ups := l.run(t, rootCaps, "-mode", "v6udpv4", "-keepalive", "5")
+	select {
+	case line := <-ups:
+		t.Log(line)
+	case err := <-exited:
+		raw, _ := os.ReadFile(logPath)
+		t.Fatalf("gogoc exited: %v\n%s", err, raw)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no tunnel within 10 s")
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	waitExit(t, exited, 5*time.Second, "SIGTERM")
+	raw, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(raw), "running as root with all capabilities") {
+		t.Errorf("no privileges line in:\n%s", raw)
+	}
+}
+
+// TestRunUnprivilegedV4V6: IPv4 over an IPv6-only uplink (raw IPv6
+// protocol-4 socket and TUN, or ip6tnl) with gogoc as an unprivileged uid
+// holding CAP_NET_ADMIN and CAP_NET_RAW: up, an IPv4 ping through it,
+// SIGTERM, nothing left.
+func TestRunUnprivilegedV4V6(t *testing.T) {
+	e2eRequire(t)
+	dir := t.TempDir()
+	gogoc, broker := e2eBuild(t, dir)
+	s := e2eSuffix()
+	cns, bns := "gpv-c-"+s, "gpv-b-"+s
+	e2eNamespaces(t, cns, bns)
+	e2eVeth(t, cns, "gpv-c"+s, "2001:db8:46::2/64", bns, "gpv-b"+s, "2001:db8:46::1/64")
+
+	blog := filepath.Join(dir, "broker.log")
+	lf, err := os.Create(blog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := exec.Command("ip", "netns", "exec", bns, broker, "-dataplane", "-udp", "[2001:db8:46::1]:3653", "-tcp", "",
+		"-tunnels", "V4V6", "-auth", "ANONYMOUS")
+	bout, err := bc.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc.Stderr = lf
+	if err := bc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = bc.Process.Kill()
+		_ = bc.Wait()
+		if t.Failed() {
+			raw, _ := os.ReadFile(blog)
+			t.Logf("tspbroker log:\n%s", raw)
+		}
+	})
+	rd := bufio.NewReader(bout)
+	if line, err := rd.ReadString('\n'); !strings.HasPrefix(line, "listening udp") {
+		t.Fatalf("tspbroker did not start (%q, %v)", line, err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, rd) }()
+
+	status := filepath.Join(dir, "status.json")
+	ups := make(chan string, 4)
+	cmd, exited, logPath := startGogocProcAs(t, "+net_admin,+net_raw", cns, dir, gogoc, func(line string) { ups <- line },
+		"run", "-v", "-server", "[2001:db8:46::1]", "-auth", "anonymous", "-mode", "v4v6", "-keepalive", "5", "-status-file", status)
+	select {
+	case line := <-ups:
+		t.Log(line)
+		if !strings.Contains(line, "v4v6 gogoc4in6 ") {
+			t.Fatalf("up line %q", line)
+		}
+	case err := <-exited:
+		raw, _ := os.ReadFile(logPath)
+		t.Fatalf("gogoc exited: %v\n%s", err, raw)
+	case <-time.After(10 * time.Second):
+		raw, _ := os.ReadFile(logPath)
+		t.Fatalf("no tunnel within 10 s:\n%s", raw)
+	}
+	raw, err := os.ReadFile(status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st daemon.Status
+	if err := json.Unmarshal(raw, &st); err != nil || st.ServerIPv4 == "" {
+		t.Fatalf("status %s: %v", raw, err)
+	}
+	if out, err := exec.Command("ip", "netns", "exec", cns, "ping", "-4", "-c", "2", "-i", "0.2", "-W", "2", st.ServerIPv4).CombinedOutput(); err != nil {
+		t.Fatalf("ping %s through the v4v6 tunnel: %v\n%s", st.ServerIPv4, err, out)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	waitExit(t, exited, 5*time.Second, "SIGTERM")
+	log, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(log), "running as uid 4242 gid 4242 with capabilities CAP_NET_ADMIN,CAP_NET_RAW") {
+		t.Errorf("no privileges line in:\n%s", log)
+	}
+	e2eAssertClean(t, cns, "gogoc4in6")
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jsklein/gogoc/config"
+	"github.com/jsklein/gogoc/internal/caps"
+	"github.com/jsklein/gogoc/internal/caps/captest"
+)
+
+// TestConfigUnreadable: gogoc run as a user that cannot read the
+// configuration (root's, 0600, as /etc/config/gogoc after uci commit) says
+// so and where to look, instead of a bare "permission denied".
+func TestConfigUnreadable(t *testing.T) {
+	const name = "TestConfigUnreadable"
+	if captest.InHelper(name) {
+		var out, errb strings.Builder
+		code := cmdRun([]string{"-uci", os.Getenv("GOGOC_CAPTEST_CONF")}, &out, &errb)
+		os.Stdout.WriteString(errb.String())
+		os.Exit(code)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a helper as another user")
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "gogoc")
+	if err := os.WriteFile(conf, []byte("config gogoc 'main'\n\toption enabled '1'\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	giveDir(t, dir)
+	if err := os.Chown(conf, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GOGOC_CAPTEST_CONF", conf)
+	out, code := captest.RunStatus(t, name, "", "")
+	if code != 2 {
+		t.Errorf("exit status %d, want 2 (a configuration that does not load)", code)
+	}
+	want := "gogoc run: permission denied reading " + conf + " (uid 4242): run as a user that can read it, see openwrt/README.md\n"
+	if out != want {
+		t.Errorf("got %q, want %q", out, want)
+	}
+}
+
+func TestNeededCaps(t *testing.T) {
+	c := config.Defaults(config.FormatUCI)
+	c.Keepalive = false
+	c.HostType = config.HostTypeHost
+	admin := caps.State{Effective: 1 << caps.NetAdmin, EUID: 99, EGID: 99}
+	if err := checkPrivileges(admin, &c); err != nil {
+		t.Errorf("host mode without keepalive needs only CAP_NET_ADMIN: %v", err)
+	}
+	c.HostType, c.RA = config.HostTypeRouter, config.RANone
+	if err := checkPrivileges(admin, &c); err != nil {
+		t.Errorf("router mode with ra none: %v", err)
+	}
+	c.RA = config.RABuiltin
+	err := checkPrivileges(admin, &c)
+	if err == nil || !strings.Contains(err.Error(), "missing CAP_NET_RAW (for router advertisements (raw ICMPv6 socket))") {
+		t.Errorf("router mode with RAs: %v", err)
+	}
+	c.Keepalive = true
+	err = checkPrivileges(caps.State{EUID: 99}, &c)
+	want := "missing CAP_NET_ADMIN (for the tunnel device, its addresses and routes) and CAP_NET_RAW (for keepalive (raw ICMP socket) and router advertisements (raw ICMPv6 socket))"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("nothing held: %v", err)
+	}
+	both := caps.State{Effective: 1<<caps.NetAdmin | 1<<caps.NetRaw, EUID: 99}
+	if err := checkPrivileges(both, &c); err != nil {
+		t.Errorf("both held: %v", err)
+	}
+}
