@@ -12,12 +12,18 @@
 # RA: the LAN host loses its default route and its address is deprecated;
 # the tunnel device is gone. Everything is created inside the namespaces and
 # removed on exit.
+#
+# gogoc runs as on the router: as the system user gogoc (created here when
+# missing), holding only CAP_NET_ADMIN and CAP_NET_RAW, with no_new_privs
+# (util-linux setpriv), reading a configuration and writing a state
+# directory that belong to that user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # shellcheck source=scripts/lab.sh
 . scripts/lab.sh
 lab_need demo.sh bin/gogoc bin/tspbroker
+command -v setpriv >/dev/null || { echo "demo.sh: needs setpriv (util-linux)" >&2; exit 1; }
 
 B=gogoc-demo-broker
 C=gogoc-demo-client
@@ -32,6 +38,8 @@ v6v4) TUN=gogoc6in4 natline='client_v4=auto' ;;
 *) echo "demo.sh: DEMO_MODE must be v6anyv4, v6udpv4 or v6v4" >&2; exit 2 ;;
 esac
 work=$(mktemp -d)
+# The daemon's user reaches its files and binary in here (mktemp: 0700).
+chmod 0755 "$work"
 broker_pid=
 client_pid=
 
@@ -76,9 +84,25 @@ host_type=router
 prefixlen=56
 if_prefix=veth-demo-l
 EOF
-step "client: gogoc run -f gogoc.conf (router mode)"
+step "user gogoc: a system account without login, as the OpenWrt package creates"
+if ! id -u gogoc >/dev/null 2>&1; then
+	useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin gogoc
+fi
+id gogoc
+# What the init script hands the daemon: its configuration (0600) and its
+# state directory (0750), both the daemon's user's; the binary where that
+# user may run it.
+install -d -o gogoc -g gogoc -m 0750 "$work/state"
+chown gogoc:gogoc "$work/gogoc.conf"
+chmod 0600 "$work/gogoc.conf"
+install -m 0755 bin/gogoc "$work/gogoc"
+caps=+net_admin,+net_raw
+PRIVS=(setpriv --reuid gogoc --regid gogoc --clear-groups
+	--inh-caps "$caps" --ambient-caps "$caps" --bounding-set "-all,$caps" --no-new-privs)
+
+step "client: ${PRIVS[*]} gogoc run -f gogoc.conf (router mode)"
 sed -e 's/^passwd=.*/passwd=********/' -e 's/^/   /' "$work/gogoc.conf"
-ip netns exec $C bin/gogoc run -f "$work/gogoc.conf" >"$work/gogoc.log" 2>&1 &
+ip netns exec $C "${PRIVS[@]}" "$work/gogoc" run -f "$work/gogoc.conf" -status-file "$work/state/status.json" >"$work/gogoc.log" 2>&1 &
 client_pid=$!
 for _ in $(seq 50); do
 	grep -q '^tunnel up:' "$work/gogoc.log" && break
@@ -86,6 +110,16 @@ for _ in $(seq 50); do
 	sleep 0.1
 done
 grep '^tunnel up:' "$work/gogoc.log" || { echo "no 'tunnel up' within 5 s"; exit 1; }
+
+step "client: gogoc's credentials (/proc/$client_pid/status): user gogoc, CAP_NET_ADMIN (bit 12) and CAP_NET_RAW (bit 13) only"
+grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' "/proc/$client_pid/status" | sed 's/^/   /'
+uid=$(awk '/^Uid:/ { print $3 }' "/proc/$client_pid/status")
+[ "$uid" = "$(id -u gogoc)" ] || { echo "gogoc runs as uid $uid, not as user gogoc"; exit 1; }
+for set in CapEff CapPrm CapAmb CapBnd; do
+	v=$(awk -v s="$set:" '$1 == s { print $2 }' "/proc/$client_pid/status")
+	[ "$v" = 0000000000003000 ] || { echo "$set is $v, want 0000000000003000 (CAP_NET_ADMIN, CAP_NET_RAW)"; exit 1; }
+done
+find "$work/state" -printf '   %M %u:%g %p\n'
 
 step "client: ip -6 addr show dev $TUN"
 ip -n $C -6 addr show dev $TUN
