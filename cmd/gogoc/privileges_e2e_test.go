@@ -213,3 +213,89 @@ func TestRunUnprivilegedV4V6(t *testing.T) {
 	}
 	e2eAssertClean(t, cns, "gogoc4in6")
 }
+
+// TestRunStateFilesNotFollowed: links planted in the daemon's directory,
+// pointing at files the daemon's user could write, are never followed:
+// a linked log file stops the start with the reason, a linked status or
+// last-server file is replaced by the daemon's own. The state directory
+// is created 0750 when missing.
+func TestRunStateFilesNotFollowed(t *testing.T) {
+	l := newPrivLab(t)
+	e2eBroker(t, l.bns, l.dir, l.broker)
+	state, victims := filepath.Join(l.dir, "state"), filepath.Join(l.dir, "victims")
+	if err := os.Mkdir(victims, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	victim := map[string]string{}
+	for _, n := range []string{"status.json", "tsp-last-server.txt", "gogoc.log"} {
+		victim[n] = filepath.Join(victims, n)
+		if err := os.WriteFile(victim[n], []byte("victim\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf, _ := gdmConf(t, l.dir, e2eBrokerV4, "v6udpv4", "log_file=3", "log_filename=gogoc.log")
+	status := filepath.Join(state, "status.json")
+	start := func() (*exec.Cmd, chan error, string, chan string) {
+		ups := make(chan string, 4)
+		cmd, exited, logPath := startGogocProcAs(t, "+net_admin,+net_raw", l.cns, l.dir, l.gogoc, func(line string) { ups <- line },
+			"run", "-f", conf, "-status-file", status)
+		return cmd, exited, logPath, ups
+	}
+
+	upAndStop := func() {
+		t.Helper()
+		cmd, exited, logPath, ups := start()
+		select {
+		case line := <-ups:
+			t.Log(line)
+		case err := <-exited:
+			raw, _ := os.ReadFile(logPath)
+			t.Fatalf("gogoc exited: %v\n%s", err, raw)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no tunnel within 10 s")
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		waitExit(t, exited, 5*time.Second, "SIGTERM")
+	}
+
+	// A missing state directory is made 0750.
+	upAndStop()
+	fi, err := os.Lstat(state)
+	if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o750 {
+		t.Fatalf("state directory: %v %v, want a directory 0750", fi, err)
+	}
+	// Links in place of its files: the log link stops the start.
+	for n, v := range victim {
+		p := filepath.Join(state, n)
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(v, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	giveDir(t, l.dir)
+	_, exited, logPath, _ := start()
+	out := exitFail(t, exited, logPath, 10*time.Second)
+	if want := "log file " + filepath.Join(state, "gogoc.log") + " is a symbolic link; not following it"; !strings.Contains(out, want) {
+		t.Errorf("no %q in:\n%s", want, out)
+	}
+
+	// Without it, the status and last-server links are replaced.
+	if err := os.Remove(filepath.Join(state, "gogoc.log")); err != nil {
+		t.Fatal(err)
+	}
+	upAndStop()
+	for n, v := range victim {
+		if raw, _ := os.ReadFile(v); string(raw) != "victim\n" {
+			t.Errorf("%s was written through the link: %q", v, raw)
+		}
+		if n == "gogoc.log" {
+			continue
+		}
+		fi, err := os.Lstat(filepath.Join(state, n))
+		if err != nil || !fi.Mode().IsRegular() {
+			t.Errorf("%s: %v %v, want the daemon's own regular file", n, fi, err)
+		}
+	}
+}

@@ -145,3 +145,21 @@ func TestAnnotateReal(t *testing.T) {
 		t.Errorf("holding CAP_NET_ADMIN=%v, annotated=%v: %v", s.Has(NetAdmin), named, got)
 	}
 }
+
+func TestSummary(t *testing.T) {
+	all := Set(1)<<41 - 1
+	for _, c := range []struct {
+		s    State
+		want string
+	}{
+		{State{All: all, Effective: all}, "running as root with all capabilities"},
+		{State{All: all, Effective: all &^ (1 << unix.CAP_SYS_RESOURCE)}, "running as root with all capabilities but CAP_SYS_RESOURCE"},
+		{State{EUID: 999, EGID: 998, All: all, Effective: 1<<NetAdmin | 1<<NetRaw, Ambient: 1<<NetAdmin | 1<<NetRaw, NoNewPrivs: true},
+			"running as uid 999 gid 998 with capabilities CAP_NET_ADMIN,CAP_NET_RAW (ambient CAP_NET_ADMIN,CAP_NET_RAW), no_new_privs"},
+		{State{EUID: 999, EGID: 999, All: all}, "running as uid 999 gid 999 with capabilities none"},
+	} {
+		if got := c.s.Summary(); got != c.want {
+			t.Errorf("%q, want %q", got, c.want)
+		}
+	}
+}
