@@ -194,19 +194,15 @@ func e2eCaps() string {
 const rootCaps = "root"
 
 // startGogocProcAs is startGogocProc with the privileges given: rootCaps,
-// or the capabilities of an unprivileged uid (captest.Command's form).
+// or the capabilities of uid 4242 (captest's "+net_admin,+net_raw" form).
 func startGogocProcAs(t *testing.T, privs, ns, dir, gogoc string, onUp func(line string), args ...string) (cmd *exec.Cmd, exited chan error, logPath string) {
 	t.Helper()
-	argv := []string{"ip", "netns", "exec", ns}
-	if privs != rootCaps {
-		var ok bool
-		if argv, ok = captest.Command(t, privs, ns); !ok {
-			return nil, nil, ""
-		}
+	if privs == rootCaps {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", ns, gogoc}, args...)...)
+	} else {
+		cmd = captest.Command(t, privs, ns, append([]string{gogoc}, args...)...)
 		giveDir(t, dir)
 	}
-	argv = append(argv, gogoc)
-	cmd = exec.Command(argv[0], append(argv[1:], args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

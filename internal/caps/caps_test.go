@@ -4,11 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/jsklein/gogoc/internal/caps/captest"
 )
 
 func TestCapNames(t *testing.T) {
@@ -72,50 +73,27 @@ func TestAnnotate(t *testing.T) {
 	}
 }
 
-// TestCurrentUnprivileged runs this test binary under setpriv with a
-// non-root uid and the given capabilities, and checks what Current reads
-// there against what setpriv was asked for.
+// TestCurrentUnprivileged runs this test as uid 4242 with the given
+// capabilities (captest) and checks what Current reads there.
 func TestCurrentUnprivileged(t *testing.T) {
-	if os.Getenv("GOGOC_CAPS_HELPER") != "" {
+	const name = "TestCurrentUnprivileged"
+	if captest.InHelper(name) {
 		s, err := Current()
 		if err != nil {
 			fmt.Println("error", err)
 			os.Exit(1)
 		}
-		fmt.Printf("uid=%d eff=%s amb=%s bnd=%s nnp=%v summary=%s\n", s.EUID, s.Effective, s.Ambient, s.Bounding, s.NoNewPrivs, s.Summary())
+		fmt.Printf("uid=%d gid=%d eff=%s prm=%s inh=%s amb=%s bnd=%s nnp=%v summary=%s\n", s.EUID, s.EGID, s.Effective, s.Permitted, s.Inheritable, s.Ambient, s.Bounding, s.NoNewPrivs, s.Summary())
 		os.Exit(0)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to change uid and capabilities (setpriv)")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("setpriv (util-linux) not installed")
-	}
-	run := func(caps string) string {
-		t.Helper()
-		args := []string{"--reuid", "4242", "--regid", "4242", "--clear-groups", "--no-new-privs"}
-		if caps == "" {
-			args = append(args, "--inh-caps", "-all", "--bounding-set", "-all")
-		} else {
-			args = append(args, "--inh-caps", caps, "--ambient-caps", caps, "--bounding-set", "-all,"+caps)
-		}
-		args = append(args, os.Args[0], "-test.run=^TestCurrentUnprivileged$")
-		cmd := exec.Command(setpriv, args...)
-		cmd.Env = append(os.Environ(), "GOGOC_CAPS_HELPER=1")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("setpriv %s: %v\n%s", caps, err, out)
-		}
-		return string(out)
-	}
 	for caps, want := range map[string]string{
-		"+net_admin,+net_raw": "uid=4242 eff=CAP_NET_ADMIN,CAP_NET_RAW amb=CAP_NET_ADMIN,CAP_NET_RAW bnd=CAP_NET_ADMIN,CAP_NET_RAW nnp=true " +
+		"+net_admin,+net_raw": "uid=4242 gid=4242 eff=CAP_NET_ADMIN,CAP_NET_RAW prm=CAP_NET_ADMIN,CAP_NET_RAW inh=CAP_NET_ADMIN,CAP_NET_RAW " +
+			"amb=CAP_NET_ADMIN,CAP_NET_RAW bnd=CAP_NET_ADMIN,CAP_NET_RAW nnp=true " +
 			"summary=running as uid 4242 gid 4242 with capabilities CAP_NET_ADMIN,CAP_NET_RAW (ambient CAP_NET_ADMIN,CAP_NET_RAW), no_new_privs",
-		"+net_raw": "uid=4242 eff=CAP_NET_RAW amb=CAP_NET_RAW",
-		"":         "uid=4242 eff=none amb=none bnd=none nnp=true",
+		"+net_raw": "uid=4242 gid=4242 eff=CAP_NET_RAW prm=CAP_NET_RAW inh=CAP_NET_RAW amb=CAP_NET_RAW bnd=CAP_NET_RAW nnp=true",
+		"":         "uid=4242 gid=4242 eff=none prm=none inh=none amb=none bnd=none nnp=true",
 	} {
-		if got := run(caps); !strings.Contains(got, want) {
+		if got := captest.Run(t, name, caps, ""); !strings.Contains(got, want) {
 			t.Errorf("with %q: %q, want it to contain %q", caps, got, want)
 		}
 	}
