@@ -52,13 +52,13 @@ func checkPrivileges(s caps.State, c *config.Config) error {
 }
 
 // ensureDirs makes the state directory the daemon's own and, under tofu,
-// checks that the known-keys file's directory takes a new key.
+// the known-keys file's directory too (a new key is stored there).
 func ensureDirs(stateDir string, c *config.Config) error {
 	if err := statedir.Ensure(stateDir); err != nil {
 		return err
 	}
 	if c.ServerKeyPolicy == config.KeyPolicyTOFU && c.KnownKeys != "" {
-		if err := statedir.Check(filepath.Dir(c.KnownKeys)); err != nil {
+		if err := statedir.Ensure(filepath.Dir(c.KnownKeys)); err != nil {
 			return fmt.Errorf("server_key_policy tofu stores new keys in %s: %w", c.KnownKeys, err)
 		}
 	}

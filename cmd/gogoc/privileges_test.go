@@ -73,3 +73,29 @@ func TestNeededCaps(t *testing.T) {
 		t.Errorf("both held: %v", err)
 	}
 }
+
+func TestEnsureDirsTOFU(t *testing.T) {
+	dir := t.TempDir()
+	c := config.Defaults(config.FormatUCI)
+	c.ServerKeyPolicy = config.KeyPolicyTOFU
+	c.KnownKeys = filepath.Join(dir, "keys", "gogockeys.pub")
+	if err := ensureDirs(filepath.Join(dir, "state"), &c); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"state", "keys"} {
+		if fi, err := os.Stat(filepath.Join(dir, d)); err != nil || fi.Mode().Perm() != 0o750 {
+			t.Errorf("%s: %v %v, want a directory 0750", d, fi, err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "keys"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	err := ensureDirs(filepath.Join(dir, "state"), &c)
+	if err == nil || !strings.Contains(err.Error(), "server_key_policy tofu stores new keys in "+c.KnownKeys) {
+		t.Errorf("a keys directory writable by all: %v", err)
+	}
+	c.ServerKeyPolicy = config.KeyPolicyStrict // only read: not checked
+	if err := ensureDirs(filepath.Join(dir, "state"), &c); err != nil {
+		t.Errorf("strict: %v", err)
+	}
+}
