@@ -38,6 +38,26 @@ var rules = []struct {
 		why: "the test broker is for tests (and cmd/tspbroker); nothing shipped may link it"},
 	{from: []string{"internal/testbroker/..."}, to: []string{"tsp/..."},
 		why: "the test broker is an independent oracle of the protocol, not a second use of the client's code"},
+	// The data flow of docs/architecture.md: the supervisor maps the
+	// configuration and the offer onto plain values for the parts below it.
+	{from: []string{"..."}, to: []string{"tsp/..."}, except: []string{"tsp/...", "daemon", "cmd/gogoc"},
+		why: "the protocol's types stop at the supervisor: the data plane and the LAN side take plain values (daemon.tunnelConfig, daemon.uplink)"},
+	{from: []string{"..."}, to: []string{"config/..."}, except: []string{"config/...", "daemon", "cmd/gogoc"},
+		why: "the configuration is mapped onto each part by the supervisor and the command; the parts take plain values"},
+	{from: []string{"..."}, to: []string{"daemon/..."}, except: []string{"daemon/...", "cmd/gogoc"},
+		why: "the supervisor is the top of the library; nothing below it calls up"},
+	{from: []string{"tunnel/..."}, to: []string{"lan/...", "router/...", "radv/..."},
+		why: "the data plane and the LAN side are siblings: the daemon hands the tunnel's device name to the LAN side"},
+	{from: []string{"lan/...", "router/...", "radv/..."}, to: []string{"tunnel/..."},
+		why: "the data plane and the LAN side are siblings: the daemon hands the tunnel's device name to the LAN side"},
+	{from: []string{"router/...", "radv/..."}, to: []string{"lan/..."},
+		why: "lan drives router and radv, not the reverse"},
+	{from: []string{"router/..."}, to: []string{"radv/..."},
+		why: "addresses and routes are router's job, advertisements radv's; lan combines them"},
+	{from: []string{"radv/..."}, to: []string{"router/..."},
+		why: "addresses and routes are router's job, advertisements radv's; lan combines them"},
+	{from: []string{"internal/..."}, to: []string{"cmd/...", "config/...", "daemon/...", "lan/...", "radv/...", "router/...", "tsp/...", "tunnel/...", "uci/..."},
+		why: "internal packages are leaves the product builds on, never the other way round"},
 }
 
 // pkg is what `go list -json` says of one package.
@@ -140,6 +160,10 @@ func TestImportRulesCatchAViolation(t *testing.T) {
 	for _, f := range []struct{ pkgDir, pkgName, imp string }{
 		{"tsp", "tsp", module + "/config"},
 		{"daemon", "daemon", module + "/internal/testbroker"},
+		{"tunnel", "tunnel", module + "/tsp"},
+		{"lan", "lan", module + "/config"},
+		{"router", "router", module + "/tunnel"},
+		{"internal/logx", "logx", module + "/config"},
 	} {
 		src := filepath.Join(dir, f.pkgName+".go")
 		code := "package " + f.pkgName + "\n\nimport _ \"" + f.imp + "\"\n"
@@ -157,7 +181,14 @@ func TestImportRulesCatchAViolation(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := strings.Join(violations(listPackages(t, "-overlay", ov)), "\n")
-	for _, want := range []string{module + "/tsp depends on " + module + "/config", module + "/daemon depends on " + module + "/internal/testbroker"} {
+	for _, want := range []string{
+		module + "/tsp depends on " + module + "/config",
+		module + "/daemon depends on " + module + "/internal/testbroker",
+		module + "/tunnel depends on " + module + "/tsp",
+		module + "/lan depends on " + module + "/config",
+		module + "/router depends on " + module + "/tunnel",
+		module + "/internal/logx depends on " + module + "/config",
+	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("violation %q not reported; got:\n%s", want, got)
 		}
