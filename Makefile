@@ -115,5 +115,11 @@ apk:
 packages:
 	PKG_FORMATS="ipk apk" scripts/packages.sh dist
 
+# The generated parts of docs/: the import table of docs/architecture.md
+# (internal/archtest fails when it is stale).
+.PHONY: docs
+docs:
+	$(GO) run ./scripts/importgraph -w docs/architecture.md
+
 clean:
 	rm -rf $(BIN) dist

@@ -1,3 +1,4 @@
 // Package archtest holds the test of which gogoc package may import which
-// (archtest_test.go, the rule table). It has no code of its own.
+// (archtest_test.go, the rule table) and the check that the import table
+// of docs/architecture.md matches the code. It has no code of its own.
 package archtest
