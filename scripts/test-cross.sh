@@ -55,11 +55,13 @@ for a in "${archs[@]}"; do
 			go test -c -o "$bin" "$p"
 		start=$(date +%s)
 		# Tests read testdata relative to their package directory.
-		if (cd "$p" && "$q" "$bin" -test.count=1 -test.timeout=10m >"$tmp/out" 2>&1); then
+		if (cd "$p" && "$q" "$bin" -test.v -test.count=1 -test.timeout=10m >"$tmp/out" 2>&1); then
 			echo "ok   $a $p ($(($(date +%s) - start)) s)"
+			# A skip is shown with its reason, never hidden in an ok.
+			grep -B1 -e '^--- SKIP' -e '^    --- SKIP' "$tmp/out" | grep -v -e '^--$' | sed 's/^/     /' || true
 		else
 			echo "FAIL $a $p"
-			cat "$tmp/out"
+			grep -v -e '^=== ' -e '^--- PASS' -e '^    --- PASS' "$tmp/out"
 			fail=1
 		fi
 	done

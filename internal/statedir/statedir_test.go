@@ -98,8 +98,12 @@ func TestEnsureUnprivileged(t *testing.T) {
 		t.Skip("needs root to run a helper as another user")
 	}
 	base := t.TempDir()
-	if err := os.Chmod(base, 0o755); err != nil { // the helper must reach it
-		t.Fatal(err)
+	// The helper must reach it: base and the per-test directory t.TempDir
+	// made around it (0700) are this test's own.
+	for _, d := range []string{base, filepath.Dir(base)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for p := filepath.Dir(base); p != "/" && p != "."; p = filepath.Dir(p) {
 		fi, err := os.Stat(p)
