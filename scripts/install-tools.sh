@@ -44,10 +44,13 @@ if ((${#missing[@]})); then
 	fi
 	echo "install-tools.sh: installing ${missing[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
-	apt=(apt-get -o DPkg::Lock::Timeout=600 install -y -qq)
+	# One apt at a time among the project's scripts (CI builds the mips
+	# kernel beside the other lanes); dpkg's own lock does not cover
+	# apt-get update's lists.
+	apt=(flock /var/lib/apt/gogoc.lock apt-get -o DPkg::Lock::Timeout=600)
 	# The package lists of a fresh machine may be missing or stale.
-	"${apt[@]}" "${missing[@]}" >/dev/null 2>&1 ||
-		{ apt-get -o DPkg::Lock::Timeout=600 update -qq && "${apt[@]}" "${missing[@]}" >/dev/null; }
+	"${apt[@]}" install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
+		{ "${apt[@]}" update -qq && "${apt[@]}" install -y -qq "${missing[@]}" >/dev/null; }
 fi
 [ "$what" = demo ] && exit 0
 

@@ -38,8 +38,10 @@ done < <(go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}'
 if ! dpkg-query -W -f '${db:Status-Status}' qemu-user-static 2>/dev/null | grep -qx installed; then
 	[ "$(id -u)" -eq 0 ] || { echo "test-cross.sh: qemu-user-static missing (apt-get install qemu-user-static)" >&2; exit 1; }
 	echo "test-cross.sh: installing qemu-user-static" >&2
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq qemu-user-static >/dev/null ||
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq qemu-user-static >/dev/null; }
+	# One apt at a time among the project's scripts (see install-tools.sh).
+	apt=(flock /var/lib/apt/gogoc.lock apt-get -o DPkg::Lock::Timeout=600)
+	DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq qemu-user-static >/dev/null ||
+		{ "${apt[@]}" update -qq && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq qemu-user-static >/dev/null; }
 fi
 
 tmp=$(mktemp -d)

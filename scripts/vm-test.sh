@@ -144,8 +144,10 @@ mapfile -t missing < <(dpkg-query -W -f '${db:Status-Status} ${Package}\n' "${ho
 if ((${#missing[@]})); then
 	[[ $(id -u) == 0 ]] || die "missing ${missing[*]}: install them (apt-get install ${missing[*]})"
 	log "installing ${missing[*]}"
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}" >/dev/null ||
-		{ apt-get -o DPkg::Lock::Timeout=600 update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}" >/dev/null; } ||
+	# One apt at a time among the project's scripts (see install-tools.sh).
+	apt=(flock /var/lib/apt/gogoc.lock apt-get -o DPkg::Lock::Timeout=600)
+	DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null ||
+		{ "${apt[@]}" update >/dev/null && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null; } ||
 		die "apt-get install ${missing[*]} failed"
 fi
 
