@@ -55,14 +55,12 @@ ARCH=${1:-${ARCH:-amd64}}
 # package, -test.run pattern, -test.skip pattern: every test of these
 # packages that needs a kernel, by name patterns that pick up new tests
 # of the same kind (a new TestKernel* in tunnel/, any test in rtlink/,
-# router/ and lan/, radv's tests on a real link). lan's
-# TestRecreatedBridgeWriteError is left out while it fails on the host
-# too (main at 2ec3898).
+# router/ and lan/, radv's tests on a real link).
 VM_TESTS=${VM_TESTS:-"./tunnel ^(TestKernel|TestDataPlane)
 ./internal/rtlink .
 ./router .
 ./radv OnLink
-./lan . ^TestRecreatedBridgeWriteError\$
+./lan .
 ./daemon WAN
 ./cmd/gogoc ^(TestKernel|TestRouter.*E2E)"}
 VM_BENCH=${VM_BENCH:-1}
