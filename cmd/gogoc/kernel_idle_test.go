@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/jsklein/gogoc/daemon"
+	"github.com/jsklein/gogoc/internal/caps/captest"
 	"github.com/jsklein/gogoc/internal/testbroker"
 	"github.com/jsklein/gogoc/internal/vmtest"
 	"github.com/jsklein/gogoc/tunnel"
@@ -88,6 +89,9 @@ func TestKernelDaemonIdle(t *testing.T) {
 	for i, c := range cases {
 		c.n = i + 1
 		ds[i] = newIdleLab(t, c, dir)
+	}
+	if e2eCaps() != rootCaps {
+		giveDir(t, dir)
 	}
 	// All at once, so that the lane pays for one settle and one window.
 	for _, d := range ds {
@@ -236,7 +240,15 @@ func (d *idleDaemon) start(t *testing.T, gogoc string) {
 		t.Fatal(err)
 	}
 	defer lf.Close()
-	d.cmd = exec.Command(gogoc, "run", "-f", d.conf, "-status-file", d.status)
+	args := []string{"run", "-f", d.conf, "-status-file", d.status}
+	// As on a router: uid 4242 with CAP_NET_ADMIN and CAP_NET_RAW only,
+	// so the kernel planes are shown to work unprivileged (captest's
+	// helper drops and executes gogoc in its place: same pid).
+	if caps := e2eCaps(); caps == rootCaps {
+		d.cmd = exec.Command(gogoc, args...)
+	} else {
+		d.cmd = captest.Command(t, caps, "", append([]string{gogoc}, args...)...)
+	}
 	d.cmd.Stdout, d.cmd.Stderr = lf, lf
 	if err := d.client.Do(d.cmd.Start); err != nil {
 		t.Fatalf("start gogoc (%s): %v", d.name, err)
