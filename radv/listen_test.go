@@ -3,6 +3,7 @@ package radv
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -141,7 +142,8 @@ func (h *hostSock) recv(t *testing.T) ([]byte, netip.Addr, int) {
 		hop := -1
 		for _, m := range msgs {
 			if m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_HOPLIMIT && len(m.Data) >= 4 {
-				hop = int(m.Data[0]) | int(m.Data[1])<<8 | int(m.Data[2])<<16 | int(m.Data[3])<<24
+				// An int in the host's byte order (the mips lane is big-endian).
+				hop = int(int32(binary.NativeEndian.Uint32(m.Data)))
 			}
 		}
 		sa, _ := from.(*unix.SockaddrInet6)
