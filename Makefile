@@ -71,6 +71,7 @@ size-parts:
 	scripts/size-jsonread.sh
 	scripts/size-jsonw.sh
 	scripts/size-noinline.sh
+	scripts/size-ndp.sh
 
 # Size and CPU effect of the cross builds' -gcflags all=-l.
 bench-inline: build

@@ -11,8 +11,9 @@ import (
 )
 
 // fakeConn is an in-memory Conn. Written RAs go through the real wire
-// format (marshal, then parse) so that what tests see is what a host
-// would read.
+// format (marshalRA, then ndp's parser) so that what tests see is what a
+// host would read; solicitations are marshalled by ndp and read by
+// parseRS, as ICMPConn reads them.
 type fakeConn struct {
 	in  chan received
 	out chan sent
@@ -31,7 +32,7 @@ func (f *fakeConn) setWriteErr(err error) {
 }
 
 type received struct {
-	m   ndp.Message
+	m   *RouterSolicitation
 	cm  *ipv6.ControlMessage
 	src netip.Addr
 }
@@ -46,7 +47,7 @@ func newFakeConn() *fakeConn {
 	return &fakeConn{in: make(chan received, 64), out: make(chan sent, 256), unblock: make(chan struct{})}
 }
 
-func (f *fakeConn) ReadFrom() (ndp.Message, *ipv6.ControlMessage, netip.Addr, error) {
+func (f *fakeConn) ReadFrom() (*RouterSolicitation, *ipv6.ControlMessage, netip.Addr, error) {
 	if f.readErr != nil {
 		return nil, nil, netip.Addr{}, f.readErr
 	}
@@ -58,14 +59,14 @@ func (f *fakeConn) ReadFrom() (ndp.Message, *ipv6.ControlMessage, netip.Addr, er
 	}
 }
 
-func (f *fakeConn) WriteTo(m ndp.Message, _ *ipv6.ControlMessage, dst netip.Addr) error {
+func (f *fakeConn) WriteTo(ra *RouterAdvertisement, _ *ipv6.ControlMessage, dst netip.Addr) error {
 	f.mu.Lock()
 	werr := f.writeErr
 	f.mu.Unlock()
 	if werr != nil {
 		return werr
 	}
-	b, err := ndp.MarshalMessage(m)
+	b, err := marshalRA(ra)
 	if err != nil {
 		return err
 	}
@@ -82,7 +83,16 @@ func (f *fakeConn) SetReadDeadline(time.Time) error {
 	return nil
 }
 
-// solicit queues a Router Solicitation.
+// solicit queues a Router Solicitation with options opts, as ndp
+// marshals it and parseRS reads it.
 func (f *fakeConn) solicit(src string, hop int, opts ...ndp.Option) {
-	f.in <- received{m: &ndp.RouterSolicitation{Options: opts}, cm: &ipv6.ControlMessage{HopLimit: hop}, src: netip.MustParseAddr(src)}
+	b, err := ndp.MarshalMessage(&ndp.RouterSolicitation{Options: opts})
+	if err != nil {
+		panic(err)
+	}
+	rs, err := parseRS(b)
+	if err != nil {
+		panic(err)
+	}
+	f.in <- received{m: rs, cm: &ipv6.ControlMessage{HopLimit: hop}, src: netip.MustParseAddr(src)}
 }

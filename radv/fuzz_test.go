@@ -9,8 +9,9 @@ import (
 )
 
 // FuzzRSHandling feeds arbitrary ICMPv6 bytes, hop limits and sources to
-// the solicitation check, and builds and marshals the reply for whatever
-// it accepts. The rules of RFC 4861 §6.1.1 must hold for every input.
+// the solicitation parser and check, as ICMPConn and Serve do, and builds
+// and marshals the reply for whatever they accept. The rules of RFC 4861
+// §6.1.1 must hold for every input, and the reply must read back in ndp.
 func FuzzRSHandling(f *testing.F) {
 	ll := netip.MustParseAddr("fe80::2").As16()
 	unspec := [16]byte{}
@@ -25,18 +26,17 @@ func FuzzRSHandling(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, b []byte, hop uint8, srcb []byte) {
-		m, err := ndp.ParseMessage(b)
+		rs, err := parseRS(b)
 		if err != nil {
 			return // the conn drops what does not parse
 		}
 		src, _ := netip.AddrFromSlice(srcb)
-		v := classify(m, &ipv6.ControlMessage{HopLimit: int(hop)}, src)
+		v := classify(rs, &ipv6.ControlMessage{HopLimit: int(hop)}, src)
 		if v == ignore {
 			return
 		}
-		rs, ok := m.(*ndp.RouterSolicitation)
-		if !ok || hop != 255 {
-			t.Fatalf("accepted %T with hop limit %d", m, hop)
+		if b[0] != 133 || hop != 255 {
+			t.Fatalf("accepted type %d with hop limit %d", b[0], hop)
 		}
 		switch v {
 		case replyUni:
@@ -48,15 +48,19 @@ func FuzzRSHandling(f *testing.F) {
 				t.Fatalf("multicast reply for source %v", src)
 			}
 			for _, o := range rs.Options {
-				if l, ok := o.(*ndp.LinkLayerAddress); ok && l.Direction == ndp.Source {
+				if o.Type == 1 {
 					t.Fatal("RS from :: with a source link-layer address accepted")
 				}
 			}
 		}
-		if _, err := ndp.MarshalMessage(s.advertisement(false)); err != nil {
+		rb, err := marshalRA(s.advertisement(false))
+		if err != nil {
 			t.Fatalf("reply does not marshal: %v", err)
 		}
-		if classify(m, nil, src) != ignore {
+		if _, err := ndp.ParseMessage(rb); err != nil {
+			t.Fatalf("reply does not parse in ndp: %v", err)
+		}
+		if classify(rs, nil, src) != ignore {
 			t.Fatal("accepted without a hop limit to check")
 		}
 	})

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/mdlayher/ndp"
 	"golang.org/x/net/ipv6"
 
 	"github.com/jsklein/gogoc/internal/caps"
@@ -16,10 +15,14 @@ import (
 // allRouters is the group routers listen on for solicitations.
 var allRouters = netip.MustParseAddr("ff02::2")
 
+// ndpHopLimit is the hop limit of every NDP message: a receiver drops one
+// with another, as it may have been forwarded (RFC 4861 §6.1).
+const ndpHopLimit = 255
+
 // ICMPConn is the Conn Listen opens: a raw ICMPv6 socket on one interface
 // that reads Router Solicitations and writes Router Advertisements. It
-// parses solicitations itself (parseRS) rather than through *ndp.Conn,
-// whose ReadFrom links the parsers of every NDP option.
+// parses solicitations (parseRS) and encodes advertisements (marshalRA)
+// itself.
 type ICMPConn struct {
 	pc     *ipv6.PacketConn
 	ifName string
@@ -58,7 +61,7 @@ func Listen(ifName string) (*ICMPConn, net.HardwareAddr, error) {
 		addr:   ll.WithZone(ifName),
 		// A solicitation cannot be larger than the link's MTU.
 		buf: make([]byte, max(ifi.MTU, 1280)),
-		cm:  &ipv6.ControlMessage{HopLimit: ndp.HopLimit, Src: ll.AsSlice(), IfIndex: ifi.Index},
+		cm:  &ipv6.ControlMessage{HopLimit: ndpHopLimit, Src: ll.AsSlice(), IfIndex: ifi.Index},
 	}
 	if what, err := c.setup(ifi); err != nil {
 		_ = c.Close()
@@ -72,10 +75,10 @@ func Listen(ifName string) (*ICMPConn, net.HardwareAddr, error) {
 func (c *ICMPConn) setup(ifi *net.Interface) (string, error) {
 	// RFC 4861 §6.1.2: RAs go out with hop limit 255, so hosts can tell
 	// they were not forwarded.
-	if err := c.pc.SetHopLimit(ndp.HopLimit); err != nil {
+	if err := c.pc.SetHopLimit(ndpHopLimit); err != nil {
 		return "unicast hop limit", err
 	}
-	if err := c.pc.SetMulticastHopLimit(ndp.HopLimit); err != nil {
+	if err := c.pc.SetMulticastHopLimit(ndpHopLimit); err != nil {
 		return "multicast hop limit", err
 	}
 	// Linux checksums raw ICMPv6 itself; this asks for it where a kernel
@@ -121,7 +124,7 @@ func linkLocalOf(ifi *net.Interface) (netip.Addr, error) {
 // as one comes back as an error wrapping ErrMalformed, with the control
 // message and source. Messages from our own address are skipped. It is
 // meant for one reader at a time.
-func (c *ICMPConn) ReadFrom() (ndp.Message, *ipv6.ControlMessage, netip.Addr, error) {
+func (c *ICMPConn) ReadFrom() (*RouterSolicitation, *ipv6.ControlMessage, netip.Addr, error) {
 	b := c.buf
 	for {
 		n, cm, src, err := c.pc.ReadFrom(b)
@@ -148,10 +151,10 @@ func (c *ICMPConn) ReadFrom() (ndp.Message, *ipv6.ControlMessage, netip.Addr, er
 	}
 }
 
-// WriteTo sends m to dst on the interface (dst's zone is ignored). A nil
+// WriteTo sends ra to dst on the interface (dst's zone is ignored). A nil
 // cm sends from the link-local address with hop limit 255.
-func (c *ICMPConn) WriteTo(m ndp.Message, cm *ipv6.ControlMessage, dst netip.Addr) error {
-	b, err := ndp.MarshalMessage(m)
+func (c *ICMPConn) WriteTo(ra *RouterAdvertisement, cm *ipv6.ControlMessage, dst netip.Addr) error {
+	b, err := marshalRA(ra)
 	if err != nil {
 		return fmt.Errorf("radv: marshal: %w", err)
 	}

@@ -196,7 +196,7 @@ func TestListenOnLink(t *testing.T) {
 		if !bytes.Equal(hw, ifi.HardwareAddr) || len(hw) != 6 {
 			t.Errorf("hardware address %v, want %v", hw, ifi.HardwareAddr)
 		}
-		read := func() (ndp.Message, int, netip.Addr, error) {
+		read := func() (*RouterSolicitation, int, netip.Addr, error) {
 			t.Helper()
 			if err := c.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
 				t.Fatal(err)
@@ -219,12 +219,11 @@ func TestListenOnLink(t *testing.T) {
 		if err != nil {
 			t.Fatalf("read: %v", err)
 		}
-		got, ok := m.(*ndp.RouterSolicitation)
-		if !ok || len(got.Options) != 1 || hop != 255 || src != wantSrc {
+		if m == nil || len(m.Options) != 1 || hop != 255 || src != wantSrc {
 			t.Fatalf("read %#v hop %d from %v; want the RS, 255, %v", m, hop, src, wantSrc)
 		}
-		if lla, ok := got.Options[0].(*ndp.LinkLayerAddress); !ok || lla.Direction != ndp.Source || !bytes.Equal(lla.Addr, hostMAC) {
-			t.Fatalf("option %#v, want the source link-layer address %v", got.Options[0], hostMAC)
+		if lla := m.SourceLinkAddr(); !bytes.Equal(lla, hostMAC) {
+			t.Fatalf("options %#v, want the source link-layer address %v", m.Options, hostMAC)
 		}
 		if v := classify(m, &ipv6.ControlMessage{HopLimit: hop}, src); v != replyUni {
 			t.Fatalf("classify: %v, want a unicast reply", v)
@@ -243,8 +242,7 @@ func TestListenOnLink(t *testing.T) {
 		}
 
 		// Writes: unicast to the host and multicast to all nodes.
-		ra := &ndp.RouterAdvertisement{CurrentHopLimit: 64, RouterLifetime: 1800 * time.Second,
-			Options: []ndp.Option{ndp.NewMTU(1280), &ndp.LinkLayerAddress{Direction: ndp.Source, Addr: hw}}}
+		ra := &RouterAdvertisement{HopLimit: 64, RouterLifetime: 1800 * time.Second, MTU: 1280, SourceLinkAddr: hw}
 		for _, dst := range []netip.Addr{l.llB, allNodes} {
 			if err := c.WriteTo(ra, nil, dst); err != nil {
 				t.Fatalf("write to %v: %v", dst, err)
@@ -261,7 +259,7 @@ func TestListenOnLink(t *testing.T) {
 				t.Fatalf("RA on the wire %#v, sent %#v", back, ra)
 			}
 		}
-		if err := c.WriteTo(&ndp.RouterAdvertisement{Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Source}}}, nil, allNodes); err == nil {
+		if err := c.WriteTo(&RouterAdvertisement{SourceLinkAddr: hw[:4]}, nil, allNodes); err == nil {
 			t.Error("an RA that does not marshal was sent")
 		}
 

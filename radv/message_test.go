@@ -21,10 +21,11 @@ var (
 	onlink80 = netip.MustParsePrefix("2001:db8:77:1:2::/80")
 )
 
-// roundTrip marshals ra to its wire form and parses it back.
-func roundTrip(t *testing.T, ra *ndp.RouterAdvertisement) *ndp.RouterAdvertisement {
+// roundTrip marshals ra to its wire form and parses it back with ndp, as
+// a host would read it.
+func roundTrip(t *testing.T, ra *RouterAdvertisement) *ndp.RouterAdvertisement {
 	t.Helper()
-	b, err := ndp.MarshalMessage(ra)
+	b, err := marshalRA(ra)
 	if err != nil {
 		t.Fatalf("marshal: %v", err)
 	}
@@ -33,6 +34,13 @@ func roundTrip(t *testing.T, ra *ndp.RouterAdvertisement) *ndp.RouterAdvertiseme
 		t.Fatalf("parse: %v", err)
 	}
 	return m.(*ndp.RouterAdvertisement)
+}
+
+// ndpPIO is the prefix information option ndp reads for a prefix the
+// Server advertises.
+func ndpPIO(p netip.Prefix, valid, pref time.Duration, onLinkOnly bool) *ndp.PrefixInformation {
+	return &ndp.PrefixInformation{PrefixLength: uint8(p.Bits()), OnLink: true, AutonomousAddressConfiguration: !onLinkOnly,
+		ValidLifetime: valid, PreferredLifetime: pref, Prefix: p.Addr()}
 }
 
 func TestAdvertisementRoundTrip(t *testing.T) {
@@ -57,7 +65,7 @@ func TestAdvertisementRoundTrip(t *testing.T) {
 			params: Params{Up: true, Prefixes: []Prefix{{Prefix: lan1, Valid: time.Hour, Preferred: 30 * time.Minute}},
 				Routes: []netip.Prefix{deleg}, DNS: []netip.Addr{dns1}, MTU: 1480},
 			want: &ndp.RouterAdvertisement{CurrentHopLimit: 64, RouterLifetime: 1800 * time.Second, Options: []ndp.Option{
-				pio(lan1, time.Hour, 30*time.Minute, false),
+				ndpPIO(lan1, time.Hour, 30*time.Minute, false),
 				&ndp.RouteInformation{PrefixLength: 56, RouteLifetime: 1800 * time.Second, Prefix: deleg.Addr()},
 				&ndp.RecursiveDNSServer{Lifetime: 1800 * time.Second, Servers: []netip.Addr{dns1}},
 				mtu(1480), slla,
@@ -68,7 +76,7 @@ func TestAdvertisementRoundTrip(t *testing.T) {
 			cfg:    Config{MaxInterval: time.Hour, RouterLifetime: 5 * time.Hour},
 			params: Params{Up: true, Prefixes: []Prefix{{Prefix: lan1}}},
 			want: &ndp.RouterAdvertisement{CurrentHopLimit: 64, RouterLifetime: 9000 * time.Second, Options: []ndp.Option{
-				pio(lan1, 24*time.Hour, 4*time.Hour, false), mtu(1280),
+				ndpPIO(lan1, 24*time.Hour, 4*time.Hour, false), mtu(1280),
 			}},
 		},
 		{
@@ -76,7 +84,7 @@ func TestAdvertisementRoundTrip(t *testing.T) {
 			cfg:    Config{},
 			params: Params{Up: true, Prefixes: []Prefix{{Prefix: lan1, Valid: time.Minute, Preferred: time.Hour}}},
 			want: &ndp.RouterAdvertisement{CurrentHopLimit: 64, RouterLifetime: 1800 * time.Second, Options: []ndp.Option{
-				pio(lan1, time.Minute, time.Minute, false), mtu(1280),
+				ndpPIO(lan1, time.Minute, time.Minute, false), mtu(1280),
 			}},
 		},
 		{
@@ -84,7 +92,7 @@ func TestAdvertisementRoundTrip(t *testing.T) {
 			cfg:    Config{MaxInterval: 600 * time.Second},
 			params: Params{Up: false, Prefixes: []Prefix{{Prefix: lan1}}, Routes: []netip.Prefix{deleg}},
 			want: &ndp.RouterAdvertisement{CurrentHopLimit: 64, Options: []ndp.Option{
-				pio(lan1, 24*time.Hour, 4*time.Hour, false),
+				ndpPIO(lan1, 24*time.Hour, 4*time.Hour, false),
 				&ndp.RouteInformation{PrefixLength: 56, Prefix: deleg.Addr()},
 				mtu(1280),
 			}},
@@ -96,7 +104,7 @@ func TestAdvertisementRoundTrip(t *testing.T) {
 				DNS: []netip.Addr{dns1}},
 			final: true,
 			want: &ndp.RouterAdvertisement{CurrentHopLimit: 64, Options: []ndp.Option{
-				pio(lan1, 2*time.Hour, 0, false), pio(lan2, time.Hour, 0, false),
+				ndpPIO(lan1, 2*time.Hour, 0, false), ndpPIO(lan2, time.Hour, 0, false),
 				&ndp.RecursiveDNSServer{Servers: []netip.Addr{dns1}},
 				mtu(1280),
 			}},
@@ -109,7 +117,7 @@ func TestAdvertisementRoundTrip(t *testing.T) {
 				{Prefix: onlink80, Valid: time.Hour, Preferred: time.Hour, OnLinkOnly: true, KeepOnStop: true}}},
 			final: true,
 			want: &ndp.RouterAdvertisement{CurrentHopLimit: 64, ManagedConfiguration: true, OtherConfiguration: true, Options: []ndp.Option{
-				pio(lan1, 2*time.Hour, 0, false), pio(ula, time.Hour, 30*time.Minute, false), pio(onlink80, time.Hour, time.Hour, true),
+				ndpPIO(lan1, 2*time.Hour, 0, false), ndpPIO(ula, time.Hour, 30*time.Minute, false), ndpPIO(onlink80, time.Hour, time.Hour, true),
 				mtu(1280),
 			}},
 		},
@@ -157,7 +165,7 @@ func TestAdvertisementWireHeader(t *testing.T) {
 	if err := s.Update(Params{Up: true, Prefixes: []Prefix{{Prefix: lan1}}}); err != nil {
 		t.Fatal(err)
 	}
-	b, err := ndp.MarshalMessage(s.advertisement(false))
+	b, err := marshalRA(s.advertisement(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +256,7 @@ func TestConfigAndParamsRejected(t *testing.T) {
 		}
 	}
 	// A refused update loses nothing.
-	if ra := s.advertisement(false); ra.RouterLifetime == 0 || len(ra.Options) != 2 {
+	if ra := s.advertisement(false); ra.RouterLifetime == 0 || len(ra.Prefixes) != 1 || ra.MTU != 1280 {
 		t.Fatalf("after refused updates: %+v", ra)
 	}
 }
@@ -307,14 +315,14 @@ func TestPrefixCountsDown(t *testing.T) {
 			t.Fatalf("at +%v: PIOs %+v, want %+v", now.Sub(time.Unix(1_000_000, 0)), got, want)
 		}
 	}
-	check(pio(ula, 90*time.Minute, 30*time.Minute, false))
+	check(ndpPIO(ula, 90*time.Minute, 30*time.Minute, false))
 	now = now.Add(40 * time.Minute)
-	check(pio(ula, 50*time.Minute, 0, false))
+	check(ndpPIO(ula, 50*time.Minute, 0, false))
 	now = now.Add(50 * time.Minute)
 	check()
 	now = now.Add(-80 * time.Minute) // 10 minutes in: 80 min valid left
 	if err := s.Update(Params{Up: true}); err != nil {
 		t.Fatal(err)
 	}
-	check(pio(ula, 80*time.Minute, 0, false))
+	check(ndpPIO(ula, 80*time.Minute, 0, false))
 }

@@ -8,8 +8,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/mdlayher/ndp"
 )
 
 // Protocol constants (RFC 4861 §6.2.1, §10; RFC 4862 §5.5.3).
@@ -140,8 +138,8 @@ type Params struct {
 	// Routes are sent as route information options (RFC 4191), e.g. the
 	// whole delegated prefix when it is shorter than /64.
 	Routes []netip.Prefix
-	// DNS servers (RDNSS). Search domains (DNSSL) are not sent: nothing
-	// configures them, and ndp's DNSSL encoder would link IDNA tables.
+	// DNS servers (RDNSS), at most 127. Search domains (DNSSL) are not
+	// sent: nothing configures them.
 	DNS []netip.Addr
 	// MTU option; default 1280.
 	MTU int
@@ -339,9 +337,12 @@ func normalise(p Params) (Params, error) {
 		}
 	}
 	for _, a := range p.DNS {
-		if !a.Is6() || a.Is4In6() {
+		if !is6(a) {
 			return p, fmt.Errorf("radv: DNS server %v: RDNSS carries IPv6 addresses only", a)
 		}
+	}
+	if len(p.DNS) > maxRDNSS {
+		return p, fmt.Errorf("radv: %d DNS servers: one RDNSS option holds %d", len(p.DNS), maxRDNSS)
 	}
 	if p.MTU == 0 {
 		p.MTU = DefaultMTU
@@ -355,13 +356,13 @@ func normalise(p Params) (Params, error) {
 // advertisement builds the RA for this moment. final is the last RA before
 // stopping: router lifetime 0, every prefix deprecated (but those to keep
 // on stop), DNS withdrawn.
-func (s *Server) advertisement(final bool) *ndp.RouterAdvertisement {
+func (s *Server) advertisement(final bool) *RouterAdvertisement {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.params
-	ra := &ndp.RouterAdvertisement{CurrentHopLimit: s.cfg.HopLimit,
-		ManagedConfiguration: p.Managed, OtherConfiguration: p.Other, MobileIPv6HomeAgent: p.HomeAgent}
+	ra := &RouterAdvertisement{HopLimit: s.cfg.HopLimit, Managed: p.Managed, Other: p.Other, HomeAgent: p.HomeAgent,
+		MTU: uint32(p.MTU)}
 	if p.Up && !final {
 		ra.RouterLifetime = s.cfg.RouterLifetime
 	}
@@ -373,7 +374,7 @@ func (s *Server) advertisement(final bool) *ndp.RouterAdvertisement {
 		if final && !x.KeepOnStop {
 			valid, pref = min(valid, twoHours), 0
 		}
-		ra.Options = append(ra.Options, pio(x.Prefix, valid, pref, x.OnLinkOnly))
+		ra.Prefixes = append(ra.Prefixes, pio(x.Prefix, valid, pref, x.OnLinkOnly))
 	}
 	// Deprecated prefixes in a stable order, so successive RAs compare equal.
 	old := make([]netip.Prefix, 0, len(s.deprecated))
@@ -394,37 +395,26 @@ func (s *Server) advertisement(final bool) *ndp.RouterAdvertisement {
 	for _, i := range order {
 		q := old[i]
 		st := s.deprecated[q]
-		ra.Options = append(ra.Options, pio(q, st.end.Sub(now).Truncate(time.Second), 0, st.onLinkOnly))
+		ra.Prefixes = append(ra.Prefixes, pio(q, st.end.Sub(now).Truncate(time.Second), 0, st.onLinkOnly))
 	}
 	for _, r := range p.Routes {
-		ra.Options = append(ra.Options, &ndp.RouteInformation{
-			PrefixLength:  uint8(r.Bits()),
-			Preference:    ndp.Medium,
-			RouteLifetime: ra.RouterLifetime,
-			Prefix:        r.Masked().Addr(),
-		})
-	}
-	dnsLife := s.cfg.DNSLifetime
-	if final {
-		dnsLife = 0
+		ra.Routes = append(ra.Routes, RouteInformation{Prefix: r.Masked(), Lifetime: ra.RouterLifetime})
 	}
 	if len(p.DNS) > 0 {
-		ra.Options = append(ra.Options, &ndp.RecursiveDNSServer{Lifetime: dnsLife, Servers: slices.Clone(p.DNS)})
+		ra.DNSServers = slices.Clone(p.DNS)
+		if !final {
+			ra.DNSLifetime = s.cfg.DNSLifetime
+		}
 	}
-	ra.Options = append(ra.Options, ndp.NewMTU(uint32(p.MTU)))
-	if len(s.cfg.LinkAddr) > 0 {
-		ra.Options = append(ra.Options, &ndp.LinkLayerAddress{Direction: ndp.Source, Addr: slices.Clone(s.cfg.LinkAddr)})
+	// Only an Ethernet address has a source link-layer address option
+	// radv can encode; without one, hosts resolve the router's address
+	// by neighbour solicitation (RFC 4861 §4.2 lets the option out).
+	if len(s.cfg.LinkAddr) == ethAddrLen {
+		ra.SourceLinkAddr = slices.Clone(s.cfg.LinkAddr)
 	}
 	return ra
 }
 
-func pio(p netip.Prefix, valid, pref time.Duration, onLinkOnly bool) *ndp.PrefixInformation {
-	return &ndp.PrefixInformation{
-		PrefixLength:                   uint8(p.Bits()),
-		OnLink:                         true,
-		AutonomousAddressConfiguration: !onLinkOnly,
-		ValidLifetime:                  valid,
-		PreferredLifetime:              pref,
-		Prefix:                         p.Addr(),
-	}
+func pio(p netip.Prefix, valid, pref time.Duration, onLinkOnly bool) PrefixInformation {
+	return PrefixInformation{Prefix: p, OnLink: true, Autonomous: !onLinkOnly, Valid: valid, Preferred: pref}
 }

@@ -11,18 +11,17 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mdlayher/ndp"
 	"golang.org/x/net/ipv6"
 )
 
-// Conn is the socket a Server uses (Listen opens one; *ndp.Conn fits too).
-// ReadFrom must report the hop limit in the control message (Listen turns
+// Conn is the socket a Server uses (Listen opens one). ReadFrom returns
+// solicitations only, and must report the hop limit in the control message (Listen turns
 // that on); a message without one is dropped, since its hop limit cannot
 // be checked. An error wrapping ErrMalformed from ReadFrom drops that one
 // message; any other error ends Serve.
 type Conn interface {
-	ReadFrom() (ndp.Message, *ipv6.ControlMessage, netip.Addr, error)
-	WriteTo(m ndp.Message, cm *ipv6.ControlMessage, dst netip.Addr) error
+	ReadFrom() (*RouterSolicitation, *ipv6.ControlMessage, netip.Addr, error)
+	WriteTo(ra *RouterAdvertisement, cm *ipv6.ControlMessage, dst netip.Addr) error
 	// SetReadDeadline unblocks ReadFrom when Serve returns.
 	SetReadDeadline(t time.Time) error
 }
@@ -52,22 +51,19 @@ const (
 	replyMulti                // RS from ::: answer to all nodes, rate-limited
 )
 
-// classify checks a received message the way RFC 4861 §6.1.1 asks of a
-// router: an RS, hop limit 255 (so it was not forwarded), and no source
+// classify checks a received solicitation the way RFC 4861 §6.1.1 asks
+// of a router: hop limit 255 (so it was not forwarded), and no source
 // link-layer address option when the source is unspecified.
-func classify(m ndp.Message, cm *ipv6.ControlMessage, src netip.Addr) verdict {
-	rs, ok := m.(*ndp.RouterSolicitation)
-	if !ok || cm == nil || cm.HopLimit != ndp.HopLimit {
+func classify(rs *RouterSolicitation, cm *ipv6.ControlMessage, src netip.Addr) verdict {
+	if rs == nil || cm == nil || cm.HopLimit != ndpHopLimit {
 		return ignore
 	}
 	if !src.IsValid() || !src.Unmap().Is6() || src.IsMulticast() {
 		return ignore
 	}
 	if src.IsUnspecified() {
-		for _, o := range rs.Options {
-			if lla, ok := o.(*ndp.LinkLayerAddress); ok && lla.Direction == ndp.Source {
-				return ignore
-			}
+		if rs.SourceLinkAddr() != nil {
+			return ignore
 		}
 		return replyMulti
 	}
