@@ -8,8 +8,6 @@ import (
 	"net/netip"
 	"sync"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/jsklein/gogoc/internal/caps"
@@ -40,7 +38,7 @@ type kernel struct {
 	index int
 
 	// genl speaks generic netlink (fou) in the tunnel's namespace.
-	genl *netlink.Handle
+	genl *rtlink.Genl
 	// mu guards rt (used for the counters, closed by Close) and last.
 	mu     sync.Mutex
 	rt     *rtlink.Handle
@@ -79,7 +77,7 @@ func newKernel(ctx context.Context, cfg Config) (_ Tunnel, err error) {
 		if p, err = fouParams(cfg.Conn); err != nil {
 			return nil, err
 		}
-		if _, err := k.genl.GenlFamilyGet("fou"); err != nil {
+		if _, err := k.genl.FamilyID("fou"); err != nil {
 			if errors.Is(err, unix.ENOENT) {
 				return nil, fmt.Errorf("fou: %w: %w", ErrNoKernelSupport, err)
 			}
@@ -121,10 +119,10 @@ func openKernel(cfg Config, mode string) (*kernel, *rtlink.Handle, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("netlink handle: %w", err)
 	}
-	genl, err := openGenlHandle(cfg.NetNS)
+	genl, err := rtlink.NewGenlAt(cfg.NetNS)
 	if err != nil {
 		rt.Close()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("netlink handle: %w", err)
 	}
 	k.rt, k.genl = rt, genl
 	k.undo.push("netlink handle", func() error { rt.Close(); genl.Close(); return nil })
@@ -191,22 +189,6 @@ func (k *kernel) setUp(ctx context.Context, cfg Config, h *rtlink.Handle, d kern
 	}
 	k.startKeepalive()
 	return nil
-}
-
-func openGenlHandle(ns netns.NsHandle) (*netlink.Handle, error) {
-	var (
-		h   *netlink.Handle
-		err error
-	)
-	if ns > 0 {
-		h, err = netlink.NewHandleAt(ns, unix.NETLINK_GENERIC)
-	} else {
-		h, err = netlink.NewHandle(unix.NETLINK_GENERIC)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("netlink handle: %w", err)
-	}
-	return h, nil
 }
 
 // fouParams reads the 5-tuple of the TSP session's socket: the tunnel keeps
@@ -296,7 +278,7 @@ func (k *kernel) takeOver(c net.Conn, port uint16) error {
 	if err := c.Close(); err != nil {
 		return fmt.Errorf("release the session socket: %w", err)
 	}
-	f := netlink.Fou{Family: netlink.FAMILY_V4, Port: int(port), Protocol: protoIPv6InIPv4, EncapType: netlink.FOU_ENCAP_DIRECT}
+	f := rtlink.FouPort{Family: unix.AF_INET, Port: port, Protocol: protoIPv6InIPv4}
 	if err := k.genl.FouAdd(f); err != nil {
 		// The session socket is gone: no fall-back to userspace from here.
 		return fmt.Errorf("add fou port %d (the session socket is already released): %w", port, caps.Annotate(err, caps.NetAdmin))
