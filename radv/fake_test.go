@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/mdlayher/ndp"
-	"golang.org/x/net/ipv6"
 )
 
 // fakeConn is an in-memory Conn. Written RAs go through the real wire
@@ -33,7 +32,7 @@ func (f *fakeConn) setWriteErr(err error) {
 
 type received struct {
 	m   *RouterSolicitation
-	cm  *ipv6.ControlMessage
+	hop int
 	src netip.Addr
 }
 
@@ -47,19 +46,19 @@ func newFakeConn() *fakeConn {
 	return &fakeConn{in: make(chan received, 64), out: make(chan sent, 256), unblock: make(chan struct{})}
 }
 
-func (f *fakeConn) ReadFrom() (*RouterSolicitation, *ipv6.ControlMessage, netip.Addr, error) {
+func (f *fakeConn) ReadFrom() (*RouterSolicitation, int, netip.Addr, error) {
 	if f.readErr != nil {
-		return nil, nil, netip.Addr{}, f.readErr
+		return nil, -1, netip.Addr{}, f.readErr
 	}
 	select {
 	case r := <-f.in:
-		return r.m, r.cm, r.src, nil
+		return r.m, r.hop, r.src, nil
 	case <-f.unblock:
-		return nil, nil, netip.Addr{}, os.ErrDeadlineExceeded
+		return nil, -1, netip.Addr{}, os.ErrDeadlineExceeded
 	}
 }
 
-func (f *fakeConn) WriteTo(ra *RouterAdvertisement, _ *ipv6.ControlMessage, dst netip.Addr) error {
+func (f *fakeConn) WriteTo(ra *RouterAdvertisement, dst netip.Addr) error {
 	f.mu.Lock()
 	werr := f.writeErr
 	f.mu.Unlock()
@@ -94,5 +93,5 @@ func (f *fakeConn) solicit(src string, hop int, opts ...ndp.Option) {
 	if err != nil {
 		panic(err)
 	}
-	f.in <- received{m: rs, cm: &ipv6.ControlMessage{HopLimit: hop}, src: netip.MustParseAddr(src)}
+	f.in <- received{m: rs, hop: hop, src: netip.MustParseAddr(src)}
 }

@@ -201,12 +201,7 @@ func TestListenOnLink(t *testing.T) {
 			if err := c.SetReadDeadline(time.Now().Add(2 * time.Second)); err != nil {
 				t.Fatal(err)
 			}
-			m, cm, src, err := c.ReadFrom()
-			hop := -1
-			if cm != nil {
-				hop = cm.HopLimit
-			}
-			return m, hop, src, err
+			return c.ReadFrom()
 		}
 		wantSrc := l.llB.WithZone(l.ifA)
 
@@ -225,7 +220,7 @@ func TestListenOnLink(t *testing.T) {
 		if lla := m.SourceLinkAddr(); !bytes.Equal(lla, hostMAC) {
 			t.Fatalf("options %#v, want the source link-layer address %v", m.Options, hostMAC)
 		}
-		if v := classify(m, &ipv6.ControlMessage{HopLimit: hop}, src); v != replyUni {
+		if v := classify(m, hop, src); v != replyUni {
 			t.Fatalf("classify: %v, want a unicast reply", v)
 		}
 
@@ -244,7 +239,7 @@ func TestListenOnLink(t *testing.T) {
 		// Writes: unicast to the host and multicast to all nodes.
 		ra := &RouterAdvertisement{HopLimit: 64, RouterLifetime: 1800 * time.Second, MTU: 1280, SourceLinkAddr: hw}
 		for _, dst := range []netip.Addr{l.llB, allNodes} {
-			if err := c.WriteTo(ra, nil, dst); err != nil {
+			if err := c.WriteTo(ra, dst); err != nil {
 				t.Fatalf("write to %v: %v", dst, err)
 			}
 			b, from, hop := host.recv(t)
@@ -259,7 +254,7 @@ func TestListenOnLink(t *testing.T) {
 				t.Fatalf("RA on the wire %#v, sent %#v", back, ra)
 			}
 		}
-		if err := c.WriteTo(&RouterAdvertisement{SourceLinkAddr: hw[:4]}, nil, allNodes); err == nil {
+		if err := c.WriteTo(&RouterAdvertisement{SourceLinkAddr: hw[:4]}, allNodes); err == nil {
 			t.Error("an RA that does not marshal was sent")
 		}
 

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/mdlayher/ndp"
-	"golang.org/x/net/ipv6"
 )
 
 // Router Solicitations captured on a veth link (tcpdump), checksums
@@ -231,11 +230,11 @@ type malformedConn struct {
 	n int
 }
 
-func (c *malformedConn) ReadFrom() (*RouterSolicitation, *ipv6.ControlMessage, netip.Addr, error) {
+func (c *malformedConn) ReadFrom() (*RouterSolicitation, int, netip.Addr, error) {
 	if c.n > 0 {
 		c.n--
 		_, err := parseRS([]byte("\x85\x00\x00\x00\x00\x00\x00\x00\x01\x00"))
-		return nil, &ipv6.ControlMessage{HopLimit: 255}, netip.MustParseAddr("fe80::9"), err
+		return nil, 255, netip.MustParseAddr("fe80::9"), err
 	}
 	return c.fakeConn.ReadFrom()
 }

@@ -10,18 +10,16 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"golang.org/x/net/ipv6"
 )
 
 // Conn is the socket a Server uses (Listen opens one). ReadFrom returns
-// solicitations only, and must report the hop limit in the control message (Listen turns
-// that on); a message without one is dropped, since its hop limit cannot
-// be checked. An error wrapping ErrMalformed from ReadFrom drops that one
-// message; any other error ends Serve.
+// solicitations only, with the hop limit they came with: one without
+// (-1) is dropped, since it cannot be checked. An error wrapping
+// ErrMalformed from ReadFrom drops that one message; any other error ends
+// Serve.
 type Conn interface {
-	ReadFrom() (*RouterSolicitation, *ipv6.ControlMessage, netip.Addr, error)
-	WriteTo(ra *RouterAdvertisement, cm *ipv6.ControlMessage, dst netip.Addr) error
+	ReadFrom() (rs *RouterSolicitation, hopLimit int, src netip.Addr, err error)
+	WriteTo(ra *RouterAdvertisement, dst netip.Addr) error
 	// SetReadDeadline unblocks ReadFrom when Serve returns.
 	SetReadDeadline(t time.Time) error
 }
@@ -54,8 +52,8 @@ const (
 // classify checks a received solicitation the way RFC 4861 §6.1.1 asks
 // of a router: hop limit 255 (so it was not forwarded), and no source
 // link-layer address option when the source is unspecified.
-func classify(rs *RouterSolicitation, cm *ipv6.ControlMessage, src netip.Addr) verdict {
-	if rs == nil || cm == nil || cm.HopLimit != ndpHopLimit {
+func classify(rs *RouterSolicitation, hopLimit int, src netip.Addr) verdict {
+	if rs == nil || hopLimit != ndpHopLimit {
 		return ignore
 	}
 	if !src.IsValid() || !src.Unmap().Is6() || src.IsMulticast() {
@@ -80,7 +78,7 @@ func classify(rs *RouterSolicitation, cm *ipv6.ControlMessage, src netip.Addr) v
 func (s *Server) Serve(ctx context.Context, conn Conn) error {
 	gone := make(chan error, 1)
 	send := func(dst netip.Addr, final bool) {
-		err := conn.WriteTo(s.advertisement(final), nil, dst)
+		err := conn.WriteTo(s.advertisement(final), dst)
 		if err != nil && linkGone(err) {
 			select {
 			case gone <- err:
@@ -110,7 +108,7 @@ func (s *Server) Serve(ctx context.Context, conn Conn) error {
 	go func() {
 		defer close(readDone)
 		for {
-			m, cm, src, err := conn.ReadFrom()
+			m, hop, src, err := conn.ReadFrom()
 			if errors.Is(err, ErrMalformed) {
 				s.count(func(st *Stats) { st.Dropped++ })
 				continue
@@ -119,7 +117,7 @@ func (s *Server) Serve(ctx context.Context, conn Conn) error {
 				readErr <- err
 				return
 			}
-			v := classify(m, cm, src)
+			v := classify(m, hop, src)
 			if v == ignore {
 				s.count(func(st *Stats) { st.Dropped++ })
 				continue

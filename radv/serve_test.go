@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/mdlayher/ndp"
-	"golang.org/x/net/ipv6"
 )
 
 // serve runs s on a fake conn until the test ends; stop cancels it and
@@ -136,11 +135,11 @@ func TestServeSolicitations(t *testing.T) {
 	}
 
 	// Forwarded (hop limit not 255), unspecified source with a link-layer
-	// address, no control message, no solicitation: all ignored.
+	// address, no hop limit, no solicitation: all ignored.
 	f.solicit("fe80::3", 64)
 	f.solicit("::", 255, &ndp.LinkLayerAddress{Direction: ndp.Source, Addr: mac})
-	f.in <- received{m: &RouterSolicitation{}, src: netip.MustParseAddr("fe80::4")}
-	f.in <- received{m: nil, cm: &ipv6.ControlMessage{HopLimit: 255}, src: netip.MustParseAddr("fe80::5")}
+	f.in <- received{m: &RouterSolicitation{}, hop: -1, src: netip.MustParseAddr("fe80::4")}
+	f.in <- received{m: nil, hop: 255, src: netip.MustParseAddr("fe80::5")}
 	none(t, f, 100*time.Millisecond)
 	st := s.Stats()
 	for deadline := time.Now().Add(5 * time.Second); st.Dropped < 4 && time.Now().Before(deadline); st = s.Stats() {
