@@ -19,7 +19,7 @@ import (
 )
 
 func main() {
-	iter := flag.Int("zopfli-iterations", 1, "zopfli --i`N`")
+	iter := flag.Int("zopfli-iterations", 15, "zopfli --i`N`")
 	useZopfli := flag.Bool("zopfli", true, "use zopfli when it is installed")
 	flag.Parse()
 	compress := gzip9
