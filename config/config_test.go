@@ -671,3 +671,38 @@ func TestPasswordNeverShown(t *testing.T) {
 		t.Errorf("password logged:\n%s", logs.String())
 	}
 }
+
+// TestChangedSeesEveryField: a change to any field of Config shows in
+// Changed, so a comparison through it (the daemon's reload) misses
+// nothing, also when a field is added.
+func TestChangedSeesEveryField(t *testing.T) {
+	base := Defaults(FormatUCI)
+	typ := reflect.TypeOf(base)
+	for i := range typ.NumField() {
+		c := base
+		f := reflect.ValueOf(&c).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.Bool:
+			f.SetBool(!f.Bool())
+		case reflect.String:
+			f.SetString(f.String() + "x")
+		case reflect.Int, reflect.Int64:
+			f.SetInt(f.Int() + 7)
+		case reflect.Uint64:
+			f.SetUint(f.Uint() + 7)
+		case reflect.Slice:
+			f.Set(reflect.Append(f, reflect.Zero(f.Type().Elem())))
+		default:
+			if f.Type() != reflect.TypeOf(netip.Addr{}) {
+				t.Fatalf("field %s: a %v, which this test does not change", typ.Field(i).Name, f.Type())
+			}
+			f.Set(reflect.ValueOf(netip.MustParseAddr("192.0.2.7")))
+		}
+		if got := Changed(&base, &c); len(got) != 1 {
+			t.Errorf("field %s changed: keys %v, want one", typ.Field(i).Name, got)
+		}
+	}
+	if got := Changed(&base, &base); got != nil {
+		t.Errorf("nothing changed: %v", got)
+	}
+}

@@ -32,6 +32,19 @@ func (c *Config) Entries() []Entry {
 	return out
 }
 
+// Changed lists the keys whose values differ between a and b, in the
+// spec's order, the password's included (compared, never shown). Every
+// field of Config is some key's value (TestChangedSeesEveryField).
+func Changed(a, b *Config) []string {
+	var out []string
+	for i := range keys {
+		if !slices.Equal(keys[i].get(a), keys[i].get(b)) {
+			out = append(out, keys[i].name)
+		}
+	}
+	return out
+}
+
 // UCI returns the configuration as an /etc/config/gogoc file: one `config
 // gogoc 'main'` section holding enabled and every key whose value is not
 // the default, lists as `list` lines. The password is in it in clear text,
