@@ -197,7 +197,7 @@ func digestResponse(user, pass, digestURI, cnonce string, ch digestChallenge, bu
 	}
 	response := kd("AUTHENTICATE:" + digestURI)
 	rspauth = kd(":" + digestURI)
-	escUser := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(user)
+	escUser := quoteEscape(user)
 	var b strings.Builder
 	if ch.charset != "" {
 		b.WriteString("charset=" + ch.charset + ",")
@@ -205,6 +205,21 @@ func digestResponse(user, pass, digestURI, cnonce string, ch digestChallenge, bu
 	fmt.Fprintf(&b, `username="%s",realm="%s",nonce="%s",nc=00000001,cnonce="%s",digest-uri="%s",response=%s,qop=auth`,
 		escUser, ch.realm, ch.nonce, cnonce, digestURI, response)
 	return []byte(b.String()), rspauth
+}
+
+// quoteEscape escapes what a quoted-string cannot hold as it is: a
+// backslash and a double quote (RFC 2831 §7.2). A loop rather than
+// strings.NewReplacer, whose machinery costs the router binary some 4 KB
+// compressed for these two characters.
+func quoteEscape(s string) string {
+	b := make([]byte, 0, len(s)+2)
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' || s[i] == '"' {
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
 }
 
 func md5hex(b []byte) string {
