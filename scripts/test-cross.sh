@@ -4,9 +4,11 @@
 # no binfmt registration needed).
 # Usage: scripts/test-cross.sh [goarch...]
 #
-# A package runs here unless it or its tests import vishvananda/netlink:
-# under qemu-user, netlink on big-endian mips is mistranslated and generic
-# netlink refused, so those tests belong to the native and VM lanes. The
+# A package runs here unless it or its tests use netlink or network
+# namespaces (vishvananda/netlink, its nl layer, which internal/rtlink is
+# built on, or vishvananda/netns): under qemu-user, netlink on big-endian
+# mips is mistranslated and generic netlink refused, so those tests belong
+# to the native and VM lanes. The
 # skipped packages are listed with that reason. openwrt/pkgtest is skipped
 # too: it tests shell scripts and a browser, nothing that depends on the
 # CPU.
@@ -26,8 +28,8 @@ while read -r p; do
 		echo "skip $rel: shell scripts and a browser, not CPU-dependent"
 		continue
 	fi
-	if go list -test -deps "$p" | grep -qx 'github.com/vishvananda/netlink'; then
-		echo "skip $rel: uses netlink, which qemu-user does not translate faithfully"
+	if go list -test -deps "$p" | grep -qxE 'github.com/vishvananda/(netlink|netlink/nl|netns)'; then
+		echo "skip $rel: uses netlink or network namespaces, which qemu-user does not translate faithfully"
 		continue
 	fi
 	pkgs+=("$rel")

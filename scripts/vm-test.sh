@@ -55,11 +55,12 @@ ARCH=${1:-${ARCH:-amd64}}
 # package, -test.run pattern, -test.skip pattern: every test of these
 # packages that needs a kernel, by name patterns that pick up new tests
 # of the same kind (a new TestKernel* in tunnel/, any test in rtlink/,
-# router/ and lan/, radv's tests on a real link).
+# router/ and lan/, radv's tests on a real link, its capability test and
+# its own RA encoder and RS parser, whose byte order the mips guest checks).
 VM_TESTS=${VM_TESTS:-"./tunnel ^(TestKernel|TestDataPlane)
 ./internal/rtlink .
 ./router .
-./radv OnLink
+./radv OnLink|Marshal|ParseRS|Advertisement|Capabilities
 ./lan .
 ./daemon WAN
 ./cmd/gogoc ^(TestKernel|TestRouter.*E2E)"}
