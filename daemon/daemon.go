@@ -559,7 +559,7 @@ func (d *Daemon) applyConfig(c *config.Config) bool {
 var liveKeys = []string{
 	"retry_delay", "retry_delay_max", "auto_retry_connect",
 	"log_console", "log_stderr", "log_file", "log_syslog",
-	"log_filename", "log_rotation", "log_rotation_size", "log_rotation_delete",
+	"log_filename", "log_rotation", "log_rotation_size", "log_rotation_delete", "log_rotation_keep",
 	"syslog_facility", "status_file", "wan_interface", "tcp_fallback_delay",
 	"gogoc_dir", "enabled",
 }

@@ -21,6 +21,7 @@ func TestTunnelRelevant(t *testing.T) {
 		"auto_retry_connect":  func(c *config.Config) { c.AutoRetryConnect = !c.AutoRetryConnect },
 		"log_file":            func(c *config.Config) { c.LogFile = 3 },
 		"log_rotation_delete": func(c *config.Config) { c.LogRotationDelete = true },
+		"log_rotation_keep":   func(c *config.Config) { c.LogRotationKeep++ },
 		"status_file":         func(c *config.Config) { c.StatusFile = "/tmp/x.json" },
 		"wan_interface":       func(c *config.Config) { c.WANInterface = "wan6" },
 		"tcp_fallback_delay":  func(c *config.Config) { c.TCPFallbackDelay = time.Second },
@@ -34,7 +35,6 @@ func TestTunnelRelevant(t *testing.T) {
 		"dns_servers_ra":    func(c *config.Config) { c.DNSServersRA = []netip.Addr{netip.MustParseAddr("2001:db8::53")} },
 		"ra_flags":          func(c *config.Config) { c.RAFlags = []config.RAFlag{config.RAFlagManaged} },
 		"keepalive_timeout": func(c *config.Config) { c.KeepaliveTimeout = time.Second },
-		"log_rotation_keep": func(c *config.Config) { c.LogRotationKeep++ },
 	}
 	for want, cases := range map[bool]map[string]func(*config.Config){false: live, true: tunnel} {
 		for name, change := range cases {
