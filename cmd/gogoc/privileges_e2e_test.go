@@ -36,6 +36,24 @@ func (l *privLab) run(t *testing.T, privs string, args ...string) (*exec.Cmd, ch
 	return cmd, exited, logPath, ups
 }
 
+// upLine waits for gogoc's "tunnel up:" line and returns it; gogoc
+// exiting first, or the hang guard passing, fails the test with its log.
+func upLine(t *testing.T, ups <-chan string, exited <-chan error, logPath string) string {
+	t.Helper()
+	select {
+	case line := <-ups:
+		t.Log(line)
+		return line
+	case err := <-exited:
+		raw, _ := os.ReadFile(logPath)
+		t.Fatalf("gogoc exited: %v\n%s", err, raw)
+	case <-time.After(hangGuard):
+		raw, _ := os.ReadFile(logPath)
+		t.Fatalf("no tunnel within %v:\n%s", hangGuard, raw)
+	}
+	return ""
+}
+
 // exitFail wants gogoc to exit with status 1 within d and returns its log.
 func exitFail(t *testing.T, exited <-chan error, logPath string, d time.Duration) string {
 	t.Helper()
@@ -118,17 +136,9 @@ func TestRunAsRoot(t *testing.T) {
 	l := newPrivLab(t)
 	e2eBroker(t, l.bns, l.dir, l.broker)
 	cmd, exited, logPath, ups := l.run(t, rootCaps, "-mode", "v6udpv4", "-keepalive", "5")
-	select {
-	case line := <-ups:
-		t.Log(line)
-	case err := <-exited:
-		raw, _ := os.ReadFile(logPath)
-		t.Fatalf("gogoc exited: %v\n%s", err, raw)
-	case <-time.After(10 * time.Second):
-		t.Fatal("no tunnel within 10 s")
-	}
+	upLine(t, ups, exited, logPath)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
-	waitExit(t, exited, 5*time.Second, "SIGTERM")
+	waitExit(t, exited, hangGuard, "SIGTERM")
 	raw, _ := os.ReadFile(logPath)
 	if !strings.Contains(string(raw), "running as root with all capabilities") {
 		t.Errorf("no privileges line in:\n%s", raw)
@@ -181,18 +191,8 @@ func TestRunUnprivilegedV4V6(t *testing.T) {
 	ups := make(chan string, 4)
 	cmd, exited, logPath := startGogocProcAs(t, "+net_admin,+net_raw", cns, dir, gogoc, func(line string) { ups <- line },
 		"run", "-v", "-server", "[2001:db8:46::1]", "-auth", "anonymous", "-mode", "v4v6", "-keepalive", "5", "-status-file", status)
-	select {
-	case line := <-ups:
-		t.Log(line)
-		if !strings.Contains(line, "v4v6 gogoc4in6 ") {
-			t.Fatalf("up line %q", line)
-		}
-	case err := <-exited:
-		raw, _ := os.ReadFile(logPath)
-		t.Fatalf("gogoc exited: %v\n%s", err, raw)
-	case <-time.After(10 * time.Second):
-		raw, _ := os.ReadFile(logPath)
-		t.Fatalf("no tunnel within 10 s:\n%s", raw)
+	if line := upLine(t, ups, exited, logPath); !strings.Contains(line, "v4v6 gogoc4in6 ") {
+		t.Fatalf("up line %q", line)
 	}
 	raw, err := os.ReadFile(status)
 	if err != nil {
@@ -206,7 +206,7 @@ func TestRunUnprivilegedV4V6(t *testing.T) {
 		t.Fatalf("ping %s through the v4v6 tunnel: %v\n%s", st.ServerIPv4, err, out)
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
-	waitExit(t, exited, 5*time.Second, "SIGTERM")
+	waitExit(t, exited, hangGuard, "SIGTERM")
 	log, _ := os.ReadFile(logPath)
 	if !strings.Contains(string(log), "running as uid 4242 gid 4242 with capabilities CAP_NET_ADMIN,CAP_NET_RAW") {
 		t.Errorf("no privileges line in:\n%s", log)
@@ -245,17 +245,9 @@ func TestRunStateFilesNotFollowed(t *testing.T) {
 	upAndStop := func() {
 		t.Helper()
 		cmd, exited, logPath, ups := start()
-		select {
-		case line := <-ups:
-			t.Log(line)
-		case err := <-exited:
-			raw, _ := os.ReadFile(logPath)
-			t.Fatalf("gogoc exited: %v\n%s", err, raw)
-		case <-time.After(10 * time.Second):
-			t.Fatal("no tunnel within 10 s")
-		}
+		upLine(t, ups, exited, logPath)
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		waitExit(t, exited, 5*time.Second, "SIGTERM")
+		waitExit(t, exited, hangGuard, "SIGTERM")
 	}
 
 	// A missing state directory is made 0750.
