@@ -402,7 +402,8 @@ func TestRecreatedBridgeWriteError(t *testing.T) {
 // The CPU the waiting costs is compared with the same process's CPU
 // while the bridge was there, measured in the same run: on an emulated
 // guest the runtime's own timers and the test's RA listener cost a good
-// share of a slow CPU, and a busy loop costs a whole one.
+// share of a slow CPU; a loop of looks with no pause cost over half of
+// one here.
 func TestDeviceGoneForGood(t *testing.T) {
 	l := newLab(t, "gn")
 	host := l.listenHost(t)
