@@ -16,13 +16,17 @@ type capNeed struct {
 	why string
 }
 
-// neededCaps lists what c needs for certain. A userspace v6v4 or v4v6
-// plane needs CAP_NET_RAW too, but whether one is used is known only when
-// the kernel has been asked (data_plane auto): that operation's own error
-// names the capability then.
+// neededCaps lists what c needs for certain. The userspace v6v4 and v4v6
+// planes need CAP_NET_RAW too (protocol 41 and 4 sockets); under
+// data_plane auto, or with v6anyv4, whether one is used is known only
+// when the kernel and the broker have answered: that operation's own
+// error names the capability then.
 func neededCaps(c *config.Config) []capNeed {
 	n := []capNeed{{caps.NetAdmin, "the tunnel device, its addresses and routes"}}
 	var raw []string
+	if c.DataPlane == config.DataPlaneUserspace && (c.TunnelMode == config.TunnelV6V4 || c.TunnelMode == config.TunnelV4V6) {
+		raw = append(raw, "the userspace "+string(c.TunnelMode)+" plane (raw IP socket)")
+	}
 	if c.Keepalive {
 		raw = append(raw, "keepalive (raw ICMP socket)")
 	}

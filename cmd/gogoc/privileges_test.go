@@ -72,6 +72,33 @@ func TestNeededCaps(t *testing.T) {
 	if err := checkPrivileges(both, &c); err != nil {
 		t.Errorf("both held: %v", err)
 	}
+
+	// The userspace v6v4 and v4v6 planes open raw IP sockets; v6udpv4's
+	// is UDP, and under auto or v6anyv4 only the kernel and the broker
+	// can tell.
+	c = config.Defaults(config.FormatUCI)
+	c.Keepalive, c.HostType = false, config.HostTypeHost
+	for _, tc := range []struct {
+		mode  config.TunnelMode
+		plane config.DataPlane
+		raw   bool
+	}{
+		{config.TunnelV6V4, config.DataPlaneUserspace, true},
+		{config.TunnelV4V6, config.DataPlaneUserspace, true},
+		{config.TunnelV6UDPV4, config.DataPlaneUserspace, false},
+		{config.TunnelV6AnyV4, config.DataPlaneUserspace, false},
+		{config.TunnelV6V4, config.DataPlaneAuto, false},
+	} {
+		c.TunnelMode, c.DataPlane = tc.mode, tc.plane
+		err := checkPrivileges(admin, &c)
+		want := "missing CAP_NET_RAW (for the userspace " + string(tc.mode) + " plane (raw IP socket))"
+		if tc.raw && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s %s: %v, want %q", tc.mode, tc.plane, err, want)
+		}
+		if !tc.raw && err != nil {
+			t.Errorf("%s %s: %v", tc.mode, tc.plane, err)
+		}
+	}
 }
 
 func TestEnsureDirsTOFU(t *testing.T) {

@@ -58,10 +58,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if *statusFile == "" {
 		*statusFile = c.StatusFile
 	}
-	stateDir := filepath.Dir(*statusFile)
-	// "-status-file -" keeps no status file; the state files then live
-	// where the default status file would.
-	statusPath, daemonDir := *statusFile, stateDir
+	// "-status-file -" keeps no status file; the state files (and a
+	// relative log file) then live where the default status file would.
+	statusPath, daemonDir := *statusFile, filepath.Dir(*statusFile)
 	if statusPath == "-" {
 		statusPath, daemonDir = "", filepath.Dir(config.DefaultStatusFile)
 	}
@@ -71,19 +70,22 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "gogoc run: %v\n", err)
 		return 1
 	}
-	lg, err := logx.New(logOptions(c, *verbose, stateDir, stdout, stderr))
+	lg, err := logx.New(logOptions(c, *verbose, daemonDir, stdout, stderr))
 	if err != nil {
 		fmt.Fprintf(stderr, "gogoc run: %v\n", err)
 		return 1
 	}
 	defer lg.Close()
 	log := lg
-	privs, err := caps.Current()
-	if err != nil {
+	// privs stays nil when the capabilities cannot be read: then neither
+	// the start nor a reload checks them.
+	var privs *caps.State
+	if s, err := caps.Current(); err != nil {
 		log.Warn("cannot read the process's capabilities", "err", err)
 	} else {
+		privs = &s
 		log.Info(privs.Summary())
-		if err := checkPrivileges(privs, c); err != nil {
+		if err := checkPrivileges(*privs, c); err != nil {
 			log.Error("not starting", "err", err)
 			fmt.Fprintf(stderr, "gogoc run: %v\n", err)
 			return 1
@@ -136,8 +138,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 					d.Reconnect("SIGUSR1")
 					continue
 				}
-				if nc := reload(bf, fs, log, stderr, privs); nc != nil {
-					if err := lg.Reconfigure(logOptions(nc, *verbose, stateDir, stdout, stderr)); err != nil {
+				if nc := reload(bf, fs, log, stderr, privs, daemonDir); nc != nil {
+					if err := lg.Reconfigure(logOptions(nc, *verbose, daemonDir, stdout, stderr)); err != nil {
 						log.Error("SIGHUP: log settings not applied", "err", err)
 					}
 					d.Reload(nc)
@@ -176,18 +178,23 @@ func lanConfig(c *config.Config, log *logx.Logger) lan.Config {
 
 // reload re-reads the configuration with the same flags on top (SIGHUP).
 // A configuration that no longer loads keeps the running one (nil). The
-// status file stays where it was until a restart.
-func reload(bf *brokerFlags, fs *flag.FlagSet, log *logx.Logger, stderr io.Writer, privs caps.State) *config.Config {
+// status file stays where it was until a restart; the directories are
+// checked again, since tofu may have been turned on or its file moved.
+func reload(bf *brokerFlags, fs *flag.FlagSet, log *logx.Logger, stderr io.Writer, privs *caps.State, daemonDir string) *config.Config {
 	c, ok := bf.config(fs, "gogoc reload", stderr)
 	if !ok {
 		log.Error("SIGHUP: the configuration has errors; keeping the running one")
 		return nil
 	}
-	if privs.All != 0 { // read at start
-		if err := checkPrivileges(privs, c); err != nil {
+	if privs != nil {
+		if err := checkPrivileges(*privs, c); err != nil {
 			log.Error("SIGHUP: keeping the running configuration", "err", err)
 			return nil
 		}
+	}
+	if err := ensureDirs(daemonDir, c); err != nil {
+		log.Error("SIGHUP: keeping the running configuration", "err", err)
+		return nil
 	}
 	if !c.Enabled {
 		log.Warn("SIGHUP: the configuration says enabled '0'; stop the service to stop the tunnel")

@@ -126,17 +126,6 @@ func capget() (eff, perm, inh Set, err error) {
 // Full reports whether the process holds every capability.
 func (s State) Full() bool { return s.All != 0 && s.Effective&s.All == s.All }
 
-// Missing returns which of want the effective set lacks.
-func (s State) Missing(want ...Cap) Set {
-	var m Set
-	for _, c := range want {
-		if !s.Has(c) {
-			m |= 1 << c
-		}
-	}
-	return m
-}
-
 // Has reports whether c is effective.
 func (s State) Has(c Cap) bool { return s.Effective.Has(c) }
 

@@ -30,8 +30,9 @@ func Ensure(dir string) error {
 		err := os.Mkdir(dir, Mode)
 		switch {
 		case err == nil:
-			// Mode whatever the umask.
-			if err := os.Chmod(dir, Mode); err != nil {
+			// Mode whatever the umask, on the directory just made: not
+			// through a link another user put in its place meanwhile.
+			if err := chmodNoFollow(dir, Mode); err != nil {
 				return fmt.Errorf("state directory %s: %w", dir, err)
 			}
 		case !errors.Is(err, fs.ErrExist): // not another process's at the same time
@@ -39,6 +40,18 @@ func Ensure(dir string) error {
 		}
 	}
 	return Check(dir)
+}
+
+func chmodNoFollow(dir string, mode fs.FileMode) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchmod(fd, uint32(mode.Perm())); err != nil {
+		return &fs.PathError{Op: "chmod", Path: dir, Err: err}
+	}
+	return nil
 }
 
 // Check refuses dir unless it is a directory (not a symlink to one) owned
