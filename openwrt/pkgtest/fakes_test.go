@@ -308,7 +308,9 @@ func runUjail() int {
 	}
 	cmd := modelExec(argv)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.Env = os.Environ()
+	// ujail's build_envp: the jailed process gets only container=ujail
+	// (and -e variables, which procd passes none of here).
+	cmd.Env = []string{"container=ujail"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{AmbientCaps: ambient}
 	if user != "" || group != "" {
 		cmd.SysProcAttr.Credential = cred

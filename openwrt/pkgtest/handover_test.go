@@ -158,6 +158,22 @@ func TestRAHandOver(t *testing.T) {
 		{start, {name: "another if_prefix", do: reconfigure(strings.Replace(routerMode, "br-lan", "br-guest", 1)), daemon: guest, odhcpd: lan}, back},
 		// A file the daemon would refuse: no daemon, the RAs go back.
 		{start, {name: "invalid config", do: reconfigure(routerMode + "\toption tunnel_mode 'v6udpv5'\n"), odhcpd: both}, back},
+		// The daemon's copy of the config cannot be written: no daemon,
+		// and every LAN's RAs go back, until it can again.
+		{start, {name: "config copy fails", do: func(o *owrt) {
+			if err := os.RemoveAll(o.path("/var/etc/gogoc")); err != nil {
+				o.t.Fatal(err)
+			}
+			if err := os.WriteFile(o.path("/var/etc/gogoc"), nil, 0o644); err != nil {
+				o.t.Fatal(err)
+			}
+			o.rc("reload")
+		}, odhcpd: both}, {name: "config copy again", do: func(o *owrt) {
+			if err := os.Remove(o.path("/var/etc/gogoc")); err != nil {
+				o.t.Fatal(err)
+			}
+			o.rc("reload")
+		}, daemon: lan, odhcpd: guest}},
 		{start, {name: "stop", do: func(o *owrt) { o.rc("stop") }, odhcpd: both,
 			check: func(t *testing.T, o *owrt, _ []string) {
 				for _, sec := range []string{"lan", "guest"} {
