@@ -526,7 +526,7 @@ func (k *keeper) lookLater() time.Duration {
 	if k.downLooks <= soonLooks {
 		return lookSoon
 	}
-	return backoff(k.downLooks-soonLooks, pollEvery)
+	return max(lookSoon, backoff(k.downLooks-soonLooks, pollEvery))
 }
 
 // drop ends the current Serve without a final RA: its link is gone.

@@ -203,6 +203,8 @@ func TestMarshalRARefuses(t *testing.T) {
 		"IPv4 prefix":             {Prefixes: []PrefixInformation{{Prefix: netip.MustParsePrefix("192.0.2.0/24")}}},
 		"IPv4-mapped route":       {Routes: []RouteInformation{{Prefix: netip.MustParsePrefix("::ffff:192.0.2.0/120")}}},
 		"no route prefix":         {Routes: []RouteInformation{{}}},
+		"prefix length 129":       {Prefixes: []PrefixInformation{{Prefix: netip.PrefixFrom(netip.MustParseAddr("2001:db8::"), 129)}}},
+		"route length 129":        {Routes: []RouteInformation{{Prefix: netip.PrefixFrom(netip.MustParseAddr("2001:db8::"), 129)}}},
 		"IPv4 DNS server":         {DNSServers: []netip.Addr{netip.MustParseAddr("192.0.2.53")}},
 		"128 DNS servers":         {DNSServers: make([]netip.Addr, maxRDNSS+1)},
 	} {

@@ -147,7 +147,7 @@ func marshalRA(ra *RouterAdvertisement) ([]byte, error) {
 	}
 	binary.BigEndian.PutUint16(b[6:], uint16(seconds(ra.RouterLifetime, math.MaxUint16)))
 	for _, p := range ra.Prefixes {
-		if !is6(p.Prefix.Addr()) {
+		if !p.Prefix.IsValid() || !is6(p.Prefix.Addr()) {
 			return nil, errNotIPv6
 		}
 		var flags byte
@@ -165,7 +165,7 @@ func marshalRA(ra *RouterAdvertisement) ([]byte, error) {
 		b = append(b, a[:]...)
 	}
 	for _, r := range ra.Routes {
-		if !is6(r.Prefix.Addr()) {
+		if !r.Prefix.IsValid() || !is6(r.Prefix.Addr()) {
 			return nil, errNotIPv6
 		}
 		// The prefix takes as many 8-byte units as its length needs:

@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/jsklein/gogoc/internal/caps"
 	"github.com/jsklein/gogoc/internal/rtlink"
 )
 
@@ -281,7 +280,7 @@ func (k *kernel) takeOver(c net.Conn, port uint16) error {
 	f := rtlink.FouPort{Family: unix.AF_INET, Port: port, Protocol: protoIPv6InIPv4}
 	if err := k.genl.FouAdd(f); err != nil {
 		// The session socket is gone: no fall-back to userspace from here.
-		return fmt.Errorf("add fou port %d (the session socket is already released): %w", port, caps.Annotate(err, caps.NetAdmin))
+		return fmt.Errorf("add fou port %d (the session socket is already released): %w", port, err)
 	}
 	k.undo.push(fmt.Sprintf("fou port %d", port), func() error { return k.genl.FouDel(f) })
 	return nil
