@@ -209,6 +209,44 @@ func capIndex(name string) int {
 // sets no_new_privs, forwards signals and kills the child term_timeout
 // seconds after SIGTERM. Namespaces and seccomp are not modelled and
 // refused.
+// runFlock is flock(1) in the form procd.sh uses, `flock [-n|-s|-x|-u]
+// FD`: it locks the open file description FD refers to, which the shell
+// that started it shares, so the lock is the shell's until it closes FD
+// or exits. An FD that is not open fails, as flock does.
+func runFlock() int {
+	how, args := unix.LOCK_EX, os.Args[1:]
+	for len(args) > 1 {
+		switch args[0] {
+		case "-n":
+			how |= unix.LOCK_NB
+		case "-s":
+			how = how&unix.LOCK_NB | unix.LOCK_SH
+		case "-x":
+			how = how&unix.LOCK_NB | unix.LOCK_EX
+		case "-u":
+			how = how&unix.LOCK_NB | unix.LOCK_UN
+		default:
+			fmt.Fprintf(os.Stderr, "flock: unknown option %s\n", args[0])
+			return 1
+		}
+		args = args[1:]
+	}
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: flock [-sxun] FD")
+		return 1
+	}
+	fd, err := strconv.Atoi(args[0])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "flock: %s: not a file descriptor (only flock FD is modelled)\n", args[0])
+		return 1
+	}
+	if err := unix.Flock(fd, how); err != nil {
+		fmt.Fprintf(os.Stderr, "flock: %d: %v\n", fd, err)
+		return 1
+	}
+	return 0
+}
+
 func runUjail() int {
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(os.Stderr, "jail: "+format+"\n", a...)

@@ -1,6 +1,7 @@
 package pkgtest
 
 import (
+	"bufio"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +29,8 @@ func TestMain(m *testing.M) {
 		os.Exit(runFakeDaemon())
 	case "ujail":
 		os.Exit(runUjail())
+	case "flock":
+		os.Exit(runFlock())
 	}
 	// The chroot tests mostly wait: on shells, on the models' timers, on
 	// daemons taking their time to exit. Run more of them at once than
@@ -492,6 +496,85 @@ func TestHotplug(t *testing.T) {
 		if got := has(calls, "gogoc|reconnect"); got != tc.reconnect {
 			t.Errorf("%s: reconnect %v, want %v (calls %v)", tc.name, got, tc.reconnect, calls)
 		}
+	}
+}
+
+// TestHotplugDuringServiceAction: while a start or stop holds procd's
+// service lock (procd.sh takes it when an init script sources it, and
+// holds it while odhcpd lets go of a LAN or the old daemon exits), the
+// hotplug hook still runs through: netifd runs hotplug scripts one at a
+// time, so a hook that waited would hold up every later one. The init
+// script itself does wait there, which shows the stand-in's lock is real.
+func TestHotplugDuringServiceAction(t *testing.T) {
+	t.Parallel()
+	o := newRouter(t, gogocConfig("\toption enabled '1'\n"))
+	o.rc("enable")
+	holder := exec.Command("/bin/sh", "-c", "exec 1000>/var/lock/procd_gogoc.lock; flock 1000; echo held; read -r _")
+	holder.SysProcAttr = &syscall.SysProcAttr{Chroot: o.root}
+	holder.Dir = "/"
+	holder.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	release, err := holder.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Wait()
+	defer release.Close()
+	if line, err := bufio.NewReader(out).ReadString('\n'); line != "held\n" {
+		t.Fatalf("lock holder: %q %v", line, err)
+	}
+
+	run := func(script string, env ...string) <-chan error {
+		done := make(chan error, 1)
+		cmd := exec.Command("/bin/sh", "-c", script)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: o.root}
+		cmd.Dir = "/"
+		cmd.Env = append(holder.Env, env...)
+		go func() {
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				err = fmt.Errorf("%w: %s", err, out)
+			}
+			done <- err
+		}()
+		return done
+	}
+	const guard = 30 * time.Second // the lock is held until released below
+	start := time.Now()
+	initDone := run("/etc/init.d/gogoc enabled")
+	select {
+	case err := <-run("( . /etc/hotplug.d/iface/30-gogoc ) || true", "ACTION=ifup", "INTERFACE=wan"):
+		if err != nil {
+			t.Fatalf("hotplug: %v", err)
+		}
+	case <-time.After(guard):
+		t.Fatalf("the hotplug hook waits for the service lock (still after %v)", guard)
+	}
+	if calls := o.calls(); !has(calls, "gogoc|reconnect") {
+		t.Errorf("no reconnect from the hook: %q", calls)
+	}
+	// A second at least for the init script to get through, were the
+	// lock not one.
+	time.Sleep(time.Second - time.Since(start))
+	select {
+	case err := <-initDone:
+		t.Fatalf("the init script ran while the lock was held (%v): the stand-in's lock is not one", err)
+	default:
+	}
+	release.Close()
+	select {
+	case err := <-initDone:
+		if err != nil {
+			t.Errorf("enabled after the lock was released: %v", err)
+		}
+	case <-time.After(guard):
+		t.Fatalf("the init script still waits %v after the lock was released", guard)
 	}
 }
 

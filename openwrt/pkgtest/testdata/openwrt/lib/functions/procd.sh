@@ -10,8 +10,9 @@
 # procd_add_jail adds a "jail" object with the name, a boolean per flag
 # given (log, ubus, procfs, sysfs, ronly, requirejail, netns, userns,
 # cgroupsns) and an empty "mount" object. procd_lock takes the real lock
-# file with flock. A respawn without values gets procd.sh's defaults.
-# shellcheck disable=SC2034,SC2086,SC2154,SC2155,SC3043
+# file with flock, as procd.sh does when it is sourced. A respawn without values gets procd.sh's defaults.
+# procd_lock keeps procd.sh's own text: busybox ash has &> and fd 1000.
+# shellcheck disable=SC2034,SC2086,SC2154,SC2155,SC2181,SC3020,SC3023,SC3043
 
 _J='' _J_first=1
 json_init() { _J='{' _J_first=1; }
@@ -38,12 +39,20 @@ json_add_array() { _json_key "$1"; _J="${_J}[" _J_first=1; }
 json_close_array() { _J="$_J]" _J_first=0; }
 json_dump() { printf '%s}\n' "$_J"; }
 
+# procd_lock as procd.sh's: a script that already holds the lock on fd
+# 1000 (an init script run from another) keeps it, any other waits for it.
 procd_lock() {
 	local basescript=$(readlink "$initscript")
 	local service_name="$(basename ${basescript:-$initscript})"
-	mkdir -p "$IPKG_INSTROOT/var/lock"
-	exec 9>"$IPKG_INSTROOT/var/lock/procd_${service_name}.lock"
-	flock 9 || logger "warning: procd flock for $service_name failed"
+
+	flock -n 1000 &> /dev/null
+	if [ "$?" != "0" ]; then
+		exec 1000>"$IPKG_INSTROOT/var/lock/procd_${service_name}.lock"
+		flock 1000
+		if [ "$?" != "0" ]; then
+			logger "warning: procd flock for $service_name failed"
+		fi
+	fi
 }
 
 _procd_ubus_call() { ubus call service "$1" "$(json_dump)"; }
