@@ -46,22 +46,24 @@ func runFakeDaemon() int {
 		appendEvent("daemon", "refused flags: "+err.Error())
 		return 2
 	}
-	// gogoc run -ra-flags: the values ra_flags takes, or the daemon
-	// refuses to start.
-	for _, f := range strings.FieldsFunc(*raFlags, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
-		switch f {
-		case "managed-config", "other-config", "home-agent", "none":
-		default:
-			fmt.Fprintf(os.Stderr, "gogoc run: ra_flags: %q is not one of managed-config, other-config, home-agent, none\n", f)
-			appendEvent("daemon", "refused flags: ra_flags "+f)
-			return 2
-		}
-	}
 	c, _, err := config.Load(*uciPath, config.FormatUCI)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gogoc run: %v\n", err)
 		appendEvent("daemon", "refused config: "+strings.ReplaceAll(err.Error(), "\n", "; "))
 		return 2
+	}
+	// gogoc run -ra-flags replaces the file's list, and the result is
+	// validated as the daemon validates it (config.Validate).
+	if *raFlags != "" {
+		c.RAFlags = nil
+		for _, f := range strings.FieldsFunc(*raFlags, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+			c.RAFlags = append(c.RAFlags, config.RAFlag(f))
+		}
+		if err := c.Validate(); err != nil {
+			fmt.Fprintf(os.Stderr, "gogoc run: %v\n", err)
+			appendEvent("daemon", "refused flags: "+err.Error())
+			return 2
+		}
 	}
 	if !c.Enabled {
 		fmt.Fprintln(os.Stderr, "gogoc run: disabled by the configuration (set option enabled '1')")
