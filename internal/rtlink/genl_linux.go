@@ -12,31 +12,23 @@ import (
 // Genl is a generic-netlink connection in one network namespace, for the
 // kernel's fou ports (the `ip fou` commands). Its methods are safe for
 // concurrent use. It is here rather than vishvananda/netlink's Handle,
-// whose package initialisation alone adds some 6 KB to the compressed
-// binary.
+// whose package initialisation costs bytes of its own in the binary.
 type Genl struct {
-	socks map[int]*nl.SocketHandle
+	socks sockets
 }
 
 // NewGenlAt opens a Genl in ns; a handle <= 0 means the caller's
 // namespace.
 func NewGenlAt(ns netns.NsHandle) (*Genl, error) {
-	if ns <= 0 {
-		ns = netns.None()
-	}
-	s, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_GENERIC)
+	s, err := openAt(ns, unix.NETLINK_GENERIC, "generic netlink")
 	if err != nil {
-		return nil, fmt.Errorf("generic netlink socket: %w", err)
+		return nil, err
 	}
-	return &Genl{socks: map[int]*nl.SocketHandle{unix.NETLINK_GENERIC: {Socket: s}}}, nil
+	return &Genl{socks: s}, nil
 }
 
 // Close releases the socket. The Genl is not usable afterwards.
-func (g *Genl) Close() {
-	for _, s := range g.socks {
-		s.Close()
-	}
-}
+func (g *Genl) Close() { g.socks.close() }
 
 // The fou family's commands and attributes (linux/fou.h), which
 // x/sys/unix does not carry.
@@ -62,8 +54,7 @@ func (h *genlHeader) Serialize() []byte { return h[:] }
 // request is a generic-netlink request to family: the netlink header, then
 // the genlmsghdr, then what the caller adds.
 func (g *Genl) request(family uint16, flags int, cmd, version uint8) *nl.NetlinkRequest {
-	req := nl.NewNetlinkRequest(int(family), flags)
-	req.Sockets = g.socks
+	req := g.socks.request(int(family), flags)
 	req.AddData(&genlHeader{cmd, version})
 	return req
 }

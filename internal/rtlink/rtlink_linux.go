@@ -17,7 +17,7 @@ import (
 // Handle is a route-netlink connection in one network namespace. Its
 // methods are safe for concurrent use (the socket is locked per request).
 type Handle struct {
-	socks map[int]*nl.SocketHandle
+	socks sockets
 }
 
 // NewHandle opens a Handle in the caller's network namespace.
@@ -26,26 +26,44 @@ func NewHandle() (*Handle, error) { return NewHandleAt(netns.None()) }
 // NewHandleAt opens a Handle in ns; a handle <= 0 means the caller's
 // namespace.
 func NewHandleAt(ns netns.NsHandle) (*Handle, error) {
-	if ns <= 0 {
-		ns = netns.None()
-	}
-	s, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_ROUTE)
+	s, err := openAt(ns, unix.NETLINK_ROUTE, "rtnetlink")
 	if err != nil {
-		return nil, fmt.Errorf("rtnetlink socket: %w", err)
+		return nil, err
 	}
-	return &Handle{socks: map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}}, nil
+	return &Handle{socks: s}, nil
 }
 
 // Close releases the socket. The Handle is not usable afterwards.
-func (h *Handle) Close() {
-	for _, s := range h.socks {
-		s.Close()
+func (h *Handle) Close() { h.socks.close() }
+
+func (h *Handle) request(typ, flags int) *nl.NetlinkRequest { return h.socks.request(typ, flags) }
+
+// sockets is one netlink socket, of one protocol in one namespace, as
+// the nl layer's requests take it.
+type sockets map[int]*nl.SocketHandle
+
+// openAt opens a socket of proto in ns; a handle <= 0 means the caller's
+// namespace.
+func openAt(ns netns.NsHandle, proto int, what string) (sockets, error) {
+	if ns <= 0 {
+		ns = netns.None()
+	}
+	s, err := nl.GetNetlinkSocketAt(ns, netns.None(), proto)
+	if err != nil {
+		return nil, fmt.Errorf("%s socket: %w", what, err)
+	}
+	return sockets{proto: {Socket: s}}, nil
+}
+
+func (s sockets) close() {
+	for _, h := range s {
+		h.Close()
 	}
 }
 
-func (h *Handle) request(typ, flags int) *nl.NetlinkRequest {
+func (s sockets) request(typ, flags int) *nl.NetlinkRequest {
 	req := nl.NewNetlinkRequest(typ, flags)
-	req.Sockets = h.socks
+	req.Sockets = s
 	return req
 }
 
