@@ -380,15 +380,5 @@ func giveDir(t *testing.T, dir string) {
 	if err != nil {
 		t.Fatalf("give %s to uid %d: %v", dir, uid, err)
 	}
-	for p := filepath.Dir(dir); p != "/" && p != "."; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Mode().Perm()&0o001 == 0 {
-			if err := os.Chmod(p, fi.Mode().Perm()|0o001); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	captest.Reach(t, filepath.Dir(dir))
 }

@@ -98,19 +98,7 @@ func TestEnsureUnprivileged(t *testing.T) {
 		t.Skip("needs root to run a helper as another user")
 	}
 	base := t.TempDir()
-	// The helper must reach it: base and the per-test directory t.TempDir
-	// made around it (0700) are this test's own.
-	for _, d := range []string{base, filepath.Dir(base)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for p := filepath.Dir(base); p != "/" && p != "."; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err == nil && fi.Mode().Perm()&0o001 == 0 {
-			t.Skipf("%s is not searchable by other users", p)
-		}
-	}
+	captest.Reach(t, base)
 	mk := func(n string, uid int, mode os.FileMode) string {
 		d := filepath.Join(base, n)
 		if err := os.Mkdir(d, mode); err != nil {

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -85,6 +86,34 @@ func RunStatus(t *testing.T, test, caps, ns string) (string, int) {
 	}
 	t.Fatalf("%s as uid %s with %q: %v", test, UID, caps, err)
 	return "", 0
+}
+
+// Reach lets UID search its way to dir: the directories between the
+// system's temporary directory and dir (t.TempDir makes them 0700, and
+// they are the test's own) get search permission for others. The
+// temporary directory and what is above it are left as they are; when
+// other users cannot search them the test is skipped, with the reason.
+func Reach(t *testing.T, dir string) {
+	t.Helper()
+	top := filepath.Clean(os.TempDir())
+	p := filepath.Clean(dir)
+	for ; p != top && p != "/" && p != "."; p = filepath.Dir(p) {
+		if !strings.HasPrefix(p, top+"/") {
+			t.Skipf("%s is not under %s: the test does not change its parents' modes", dir, top)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, fi.Mode().Perm()|0o001); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for ; p != "/" && p != "."; p = filepath.Dir(p) {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			t.Skipf("%s is not searchable by other users (uid %s must reach %s)", p, UID, dir)
+		}
+	}
 }
 
 // Command returns a command that runs argv as uid and gid 4242 with only
