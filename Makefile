@@ -43,7 +43,7 @@ lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags gogoc_break_byteorder ./internal/rtlink
-	shellcheck -x scripts/*.sh scripts/vm/*.sh scripts/vm/init .ci/run openwrt/gogoc/files/gogoc.init openwrt/gogoc/files/gogoc.hotplug \
+	shellcheck -x scripts/*.sh scripts/lib/*.sh scripts/vm/*.sh scripts/vm/init .ci/run openwrt/gogoc/files/gogoc.init openwrt/gogoc/files/gogoc.hotplug \
 		openwrt/gogoc/files/gogoc.uci-defaults openwrt/gogoc/files/gogoc-openwrt openwrt/*/scripts/* \
 		openwrt/pkgtest/testdata/openwrt/etc/rc.common openwrt/pkgtest/testdata/openwrt/lib/functions.sh \
 		openwrt/pkgtest/testdata/openwrt/lib/functions/procd.sh

@@ -34,23 +34,16 @@ all) pkgs+=(shellcheck nftables busybox-static chromium zopfli strace iperf3) ;;
 	;;
 esac
 
-# One dpkg-query for every package: those not installed are missing.
-mapfile -t missing < <(dpkg-query -W -f '${db:Status-Status} ${Package}\n' "${pkgs[@]}" 2>/dev/null |
-	awk '$1 == "installed" { print $2 }' | sort | comm -13 - <(printf '%s\n' "${pkgs[@]}" | sort -u))
+# shellcheck source=scripts/lib/apt.sh
+. scripts/lib/apt.sh
+mapfile -t missing < <(apt_missing "${pkgs[@]}")
 if ((${#missing[@]})); then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "install-tools.sh: missing ${missing[*]}; as root: apt-get install ${missing[*]}" >&2
 		exit 1
 	fi
 	echo "install-tools.sh: installing ${missing[*]}" >&2
-	export DEBIAN_FRONTEND=noninteractive
-	# One apt at a time among the project's scripts (CI builds the mips
-	# kernel beside the other lanes); dpkg's own lock does not cover
-	# apt-get update's lists.
-	apt=(flock /var/lib/apt/gogoc.lock apt-get -o DPkg::Lock::Timeout=600)
-	# The package lists of a fresh machine may be missing or stale.
-	"${apt[@]}" install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
-		{ "${apt[@]}" update -qq && "${apt[@]}" install -y -qq "${missing[@]}" >/dev/null; }
+	apt_install "${missing[@]}"
 fi
 [ "$what" = demo ] && exit 0
 

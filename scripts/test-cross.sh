@@ -37,13 +37,12 @@ done < <(go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}'
 [ ${#pkgs[@]} -gt 0 ] || { echo "test-cross.sh: no packages to test" >&2; exit 1; }
 
 # The lane installs its own emulators (qemu-user-static) when missing.
-if ! dpkg-query -W -f '${db:Status-Status}' qemu-user-static 2>/dev/null | grep -qx installed; then
+# shellcheck source=scripts/lib/apt.sh
+. scripts/lib/apt.sh
+if [ -n "$(apt_missing qemu-user-static)" ]; then
 	[ "$(id -u)" -eq 0 ] || { echo "test-cross.sh: qemu-user-static missing (apt-get install qemu-user-static)" >&2; exit 1; }
 	echo "test-cross.sh: installing qemu-user-static" >&2
-	# One apt at a time among the project's scripts (see install-tools.sh).
-	apt=(flock /var/lib/apt/gogoc.lock apt-get -o DPkg::Lock::Timeout=600)
-	DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq qemu-user-static >/dev/null ||
-		{ "${apt[@]}" update -qq && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq qemu-user-static >/dev/null; }
+	apt_install qemu-user-static
 fi
 
 tmp=$(mktemp -d)

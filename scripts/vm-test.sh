@@ -137,17 +137,13 @@ command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null || die "go not found"
 
 # --- host packages ------------------------------------------------------------
-# One dpkg-query for all: a second run installs nothing and costs nothing.
-mapfile -t missing < <(dpkg-query -W -f '${db:Status-Status} ${Package}\n' "${hostpkgs[@]}" 2>/dev/null |
-	awk '$1 == "installed" { print $2 }' | sort | comm -13 - <(printf '%s\n' "${hostpkgs[@]}" | sort -u))
+# shellcheck source=scripts/lib/apt.sh
+. "$ROOT/scripts/lib/apt.sh"
+mapfile -t missing < <(apt_missing "${hostpkgs[@]}")
 if ((${#missing[@]})); then
 	[[ $(id -u) == 0 ]] || die "missing ${missing[*]}: install them (apt-get install ${missing[*]})"
 	log "installing ${missing[*]}"
-	# One apt at a time among the project's scripts (see install-tools.sh).
-	apt=(flock /var/lib/apt/gogoc.lock apt-get -o DPkg::Lock::Timeout=600)
-	DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null ||
-		{ "${apt[@]}" update >/dev/null && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null; } ||
-		die "apt-get install ${missing[*]} failed"
+	apt_install --no-install-recommends "${missing[@]}" || die "apt-get install ${missing[*]} failed"
 fi
 
 # --- kernel and guest tools ---------------------------------------------------
