@@ -207,26 +207,12 @@ func marshalRA(ra *RouterAdvertisement) ([]byte, error) {
 // is6 tells whether a is an IPv6 address that is not IPv4-mapped.
 func is6(a netip.Addr) bool { return a.Is6() && !a.Is4In6() }
 
-// RouterSolicitation is a Router Solicitation as read (RFC 4861 §4.1):
-// its options in the order they came.
+// RouterSolicitation is a Router Solicitation as read (RFC 4861 §4.1),
+// reduced to what a router uses of it.
 type RouterSolicitation struct {
-	Options []Option
-}
-
-// Option is an NDP option as it was on the wire (RFC 4861 §4.6): its type
-// and the bytes after the type and length bytes (8 × length − 2 of them).
-type Option struct {
-	Type  uint8
-	Value []byte
+	sourceLinkAddr net.HardwareAddr
 }
 
 // SourceLinkAddr returns the address in the first source link-layer
 // address option, or nil when there is none.
-func (rs *RouterSolicitation) SourceLinkAddr() net.HardwareAddr {
-	for _, o := range rs.Options {
-		if o.Type == optSourceLLA {
-			return o.Value
-		}
-	}
-	return nil
-}
+func (rs *RouterSolicitation) SourceLinkAddr() net.HardwareAddr { return rs.sourceLinkAddr }

@@ -16,9 +16,11 @@ var ErrMalformed = errors.New("not a well-formed router solicitation")
 // limit and source checks are classify's): type 133, code 0, at least 8
 // bytes, and options that each have a non-zero length and fit the message.
 //
-// Every option comes back as it was; of their contents only the
-// link-layer address options are checked, the one thing a router needs
-// from a solicitation. Like ndp, it accepts them of Ethernet size only
+// Every option is walked and checked as ndp would; of their contents
+// only the link-layer address options are checked, and only the first
+// source address is kept (copied), the one thing a router needs from a
+// solicitation: a LAN host's message full of options costs no more than
+// the walk. Like ndp, it accepts them of Ethernet size only
 // (length 1) and refuses a message with another, so solicitations decode
 // as they did through ndp.ParseMessage, which this replaced (FuzzParseRS
 // holds the two together). Two differences are deliberate: parseRS does not
@@ -63,10 +65,11 @@ func decodeRS(b []byte) (*RouterSolicitation, string) {
 			return nil, "link-layer address option not of Ethernet size"
 		}
 		// Options other than the source link-layer address are unknown
-		// or not meant for a solicitation, and ignored by the Server
-		// (§4.1); they are kept so the message reads as it came. Copied:
-		// the caller reads the next message into b.
-		rs.Options = append(rs.Options, Option{Type: o[0], Value: bytes.Clone(o[2:n])})
+		// or not meant for a solicitation, and ignored (§4.1). The
+		// address is copied: the caller reads the next message into b.
+		if o[0] == optSourceLLA && rs.sourceLinkAddr == nil {
+			rs.sourceLinkAddr = bytes.Clone(o[2:n])
+		}
 		o = o[n:]
 	}
 	return rs, ""

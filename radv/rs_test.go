@@ -23,9 +23,37 @@ var (
 	rsRdisc6 = []byte("\x85\x00\xd5\x99\x00\x00\x00\x00")
 )
 
-// asNDP is what ndp's parser makes of the options parseRS returns:
+// option is an NDP option as it was on the wire (RFC 4861 §4.6): its type
+// and the bytes after the type and length bytes.
+type option struct {
+	Type  uint8
+	Value []byte
+}
+
+// rsOptions lists the options of a solicitation parseRS accepted, in the
+// order they came: what parseRS walked, for comparing with ndp.
+func rsOptions(b []byte) []option {
+	var out []option
+	for o := b[rsHeaderLen:]; len(o) > 0; o = o[int(o[1])*8:] {
+		out = append(out, option{Type: o[0], Value: o[2 : int(o[1])*8]})
+	}
+	return out
+}
+
+// firstSLLA is the first source link-layer address among opts, as ndp
+// decoded them.
+func firstSLLA(opts []ndp.Option) net.HardwareAddr {
+	for _, o := range opts {
+		if l, ok := o.(*ndp.LinkLayerAddress); ok && l.Direction == ndp.Source {
+			return l.Addr
+		}
+	}
+	return nil
+}
+
+// asNDP is what ndp's parser makes of the options parseRS walked:
 // link-layer addresses decoded, everything else raw.
-func asNDP(opts []Option) []ndp.Option {
+func asNDP(opts []option) []ndp.Option {
 	var out []ndp.Option
 	for _, o := range opts {
 		switch o.Type {
@@ -70,8 +98,11 @@ func TestParseRS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := asNDP(rs.Options); !reflect.DeepEqual(got, tt.want) {
+			if got := asNDP(rsOptions(tt.b)); !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("options %#v, want %#v", got, tt.want)
+			}
+			if got, want := rs.SourceLinkAddr(), firstSLLA(tt.want); !bytes.Equal(got, want) {
+				t.Fatalf("source link-layer address %v, want %v", got, want)
 			}
 		})
 	}
@@ -210,8 +241,11 @@ func FuzzParseRS(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if s, w := got.SourceLinkAddr(), firstSLLA(want); !bytes.Equal(s, w) {
+			t.Fatalf("% x: source link-layer address %v, ndp's first %v", b, s, w)
+		}
 		// ndpReference retyped every option but the link-layer addresses.
-		opts := asNDP(got.Options)
+		opts := asNDP(rsOptions(b))
 		for _, o := range opts {
 			if r, ok := o.(*ndp.RawOption); ok {
 				r.Type = 253
@@ -262,4 +296,33 @@ func TestServeSurvivesMalformed(t *testing.T) {
 	if st := s.Stats(); st.Dropped != 3 || st.Solicits != 1 {
 		t.Fatalf("stats %+v, want 3 dropped and the solicitation answered", st)
 	}
+}
+
+// BenchmarkParseRSManyOptions reads the costliest solicitation a LAN host
+// can send in one Ethernet frame: the most 8-byte options that fit. Beside
+// it, ndp.ParseMessage, which keeps every option, on the same message.
+func BenchmarkParseRSManyOptions(b *testing.B) {
+	m := make([]byte, rsHeaderLen, 1500)
+	m[0] = icmpRouterSolicitation
+	for len(m)+8 <= 1500-40 {
+		m = append(m, 253, 1, 0, 0, 0, 0, 0, 0)
+	}
+	b.Run("parseRS", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(m)))
+		for b.Loop() {
+			if _, err := parseRS(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("ndp", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(m)))
+		for b.Loop() {
+			if _, err := ndp.ParseMessage(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
