@@ -34,7 +34,7 @@ all) pkgs+=(shellcheck nftables busybox-static chromium zopfli strace iperf3) ;;
 	;;
 esac
 
-# shellcheck source=scripts/lib/apt.sh
+# shellcheck source=SCRIPTDIR/lib/apt.sh
 . scripts/lib/apt.sh
 mapfile -t missing < <(apt_missing "${pkgs[@]}")
 if ((${#missing[@]})); then

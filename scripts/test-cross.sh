@@ -37,7 +37,7 @@ done < <(go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}'
 [ ${#pkgs[@]} -gt 0 ] || { echo "test-cross.sh: no packages to test" >&2; exit 1; }
 
 # The lane installs its own emulators (qemu-user-static) when missing.
-# shellcheck source=scripts/lib/apt.sh
+# shellcheck source=SCRIPTDIR/lib/apt.sh
 . scripts/lib/apt.sh
 if [ -n "$(apt_missing qemu-user-static)" ]; then
 	[ "$(id -u)" -eq 0 ] || { echo "test-cross.sh: qemu-user-static missing (apt-get install qemu-user-static)" >&2; exit 1; }

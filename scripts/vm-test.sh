@@ -137,7 +137,7 @@ command -v go >/dev/null || PATH=$PATH:/usr/local/go/bin
 command -v go >/dev/null || die "go not found"
 
 # --- host packages ------------------------------------------------------------
-# shellcheck source=scripts/lib/apt.sh
+# shellcheck source=SCRIPTDIR/lib/apt.sh
 . "$ROOT/scripts/lib/apt.sh"
 mapfile -t missing < <(apt_missing "${hostpkgs[@]}")
 if ((${#missing[@]})); then
